@@ -1,0 +1,40 @@
+"""``run``: analyze → train → export → promote, for one project file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from keel.api.data import analyze
+from keel.api.models import ExportResult, export, promote
+from keel.api.train import TrainResult, train
+from keel.config import Project
+from keel.data.snapshot import DatasetVersion
+from keel.errors import RegistryError
+from keel.registry.champion import AliasChange
+
+Step = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    data: DatasetVersion
+    trained: TrainResult
+    exported: ExportResult
+    promotion: AliasChange | None
+    refused: str | None
+
+
+def run(project: Project, *, on_step: Step | None = None) -> RunResult:
+    """Chain the stages; a refused promotion is reported, not raised (the champion stays)."""
+    step = on_step or (lambda _message: None)
+    cfg = project.config
+    step("analyzing the data")
+    data = analyze(project.data_path, target=cfg.target, store=project.store_path, drop=cfg.drop)
+    trained = train(project, on_step=step)
+    exported = export(project, trained.version.ref, on_step=step)
+    step(f"promoting {trained.version.ref}")
+    try:
+        return RunResult(data, trained, exported, promote(project, trained.version.ref), None)
+    except RegistryError as exc:
+        return RunResult(data, trained, exported, None, str(exc))

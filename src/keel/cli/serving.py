@@ -1,0 +1,60 @@
+"""``keel serve | predict``: these commands import nothing of the training stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from keel.cli.common import console, project_of
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("predict")(predict)
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from keel.yaml, 8000).")] = None,
+) -> None:
+    """Serve the champion's ONNX bundle over HTTP (POST /predict, GET /health)."""
+    from keel.api.serving import serve as run_serve
+
+    def ready(url: str, bundle: Any) -> None:
+        console(stderr=True).print(
+            f"serving [bold]{bundle.model}@{bundle.version}[/] on {url} (POST /predict, GET /health); Ctrl-C stops"
+        )
+
+    run_serve(project_of(ctx), host=host, port=port, on_ready=ready)
+
+
+def predict(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet file to score.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write (.parquet or .csv).")] = None,
+) -> None:
+    """Score a file in batch with the champion's ONNX bundle."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from keel.api.serving import predict_file
+
+    with Progress(
+        TextColumn("scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("scoring", total=None)
+        result = predict_file(
+            project_of(ctx), data, output, on_progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    rate = result.rows / max(result.seconds, 1e-9)
+    console().print(
+        f"scored {result.rows:,} rows with [bold]{result.model}@{result.version}[/] in "
+        f"{result.seconds:.2f} s ({rate:,.0f} rows/s) -> {result.output}"
+    )

@@ -1,0 +1,201 @@
+"""The project file (``keel.yaml``): one validated model, read once, passed down.
+
+Only this module reads project files and environment variables. Paths in the
+file are relative to the file's own directory.
+
+Example::
+
+    name: adult-income          # the model's name in the registry
+    data: data/adult.parquet
+    target: income
+    drop: [split]               # columns that are not features
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from keel.errors import ConfigError
+
+PROJECT_FILE = "keel.yaml"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+Task = Literal["auto", "binary", "multiclass", "regression"]
+Family = Literal["baseline", "lightgbm"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(_Section):
+    """How the hold-out set is cut (seeded; stratified for classification)."""
+
+    test_size: float = Field(0.2, gt=0.0, lt=0.9)
+
+
+class TrainConfig(_Section):
+    """Which model families to fit, and how many threads each fit may use."""
+
+    families: tuple[Family, ...] = ("baseline", "lightgbm")
+    threads: int = Field(2, ge=1, le=256)
+
+    @field_validator("families")
+    @classmethod
+    def _not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("list at least one family, e.g. [baseline, lightgbm]")
+        return value
+
+
+class ExportConfig(_Section):
+    """Export checks: the largest allowed |native - ONNX| on held-out rows."""
+
+    parity_tolerance: float = Field(1e-5, gt=0.0, le=0.1)
+    parity_rows: int = Field(2000, ge=10)
+
+
+class ServingConfig(_Section):
+    """Where the server listens and how often its prediction log is flushed."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_flush_seconds: float = Field(1.0, gt=0.0, le=60.0)
+    max_batch_rows: int = Field(10_000, ge=1)
+
+
+class MonitorConfig(_Section):
+    """Population stability index thresholds (0.1 / 0.25 are the usual rule)."""
+
+    psi_warn: float = Field(0.1, gt=0.0)
+    psi_alert: float = Field(0.25, gt=0.0)
+    min_rows: int = Field(100, ge=1)
+
+
+class ProjectConfig(_Section):
+    """Everything ``keel.yaml`` may say. Unknown keys are errors, not ignored."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    data: Path
+    target: str
+    task: Task = "auto"
+    drop: tuple[str, ...] = ()
+    seed: int = 42
+    store: Path = Path(".keel")
+    tracking_uri: str | None = None
+    split: SplitConfig = SplitConfig()
+    train: TrainConfig = TrainConfig()
+    export: ExportConfig = ExportConfig()
+    serving: ServingConfig = ServingConfig()
+    monitor: MonitorConfig = MonitorConfig()
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded project: its validated config with paths made absolute."""
+
+    config: ProjectConfig
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def data_path(self) -> Path:
+        return _absolute(self.root, self.config.data)
+
+    @property
+    def store_path(self) -> Path:
+        return _absolute(self.root, self.config.store)
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLFLOW_TRACKING_URI wins, then the project file, then SQLite in the store."""
+        return resolve_tracking_uri(self.store_path, self.config.tracking_uri)
+
+    def with_data(self, data: Path | str) -> Project:
+        """The same project reading another data file (for ``--data`` overrides)."""
+        config = self.config.model_copy(update={"data": Path(data).resolve()})
+        return Project(config=config, root=self.root)
+
+
+def resolve_tracking_uri(store: Path, configured: str | None = None) -> str:
+    """The MLflow tracking URI for a store: environment, then config, then SQLite."""
+    from_env = os.environ.get("MLFLOW_TRACKING_URI")
+    if from_env:
+        return from_env
+    if configured:
+        return configured
+    return f"sqlite:///{(store / 'mlflow.db').resolve()}"
+
+
+def load_project(path: Path | str | None = None) -> Project:
+    """Read and validate a project file (default: ``./keel.yaml``).
+
+    ``path`` may be the file or the directory that holds it.
+    """
+    file = _project_file(Path(path) if path is not None else Path.cwd())
+    raw = _read_yaml(file)
+    try:
+        config = ProjectConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{file}: {_first_error(exc)}", hint="Fix the project file and retry.") from None
+    return Project(config=config, root=file.parent.resolve())
+
+
+def admin_token() -> str | None:
+    """The bearer token for admin endpoints (``KEEL_ADMIN_TOKEN``), if set."""
+    return os.environ.get("KEEL_ADMIN_TOKEN") or None
+
+
+def validate_name(name: str, what: str = "model name") -> str:
+    """Refuse names the registry or a file path cannot hold safely."""
+    if not re.match(NAME_PATTERN, name):
+        raise ConfigError(
+            f"{what} {name!r} is not allowed.",
+            hint="Use letters, digits, '.', '_' or '-' (at most 64 characters), starting with a letter or digit.",
+        )
+    return name
+
+
+def _project_file(path: Path) -> Path:
+    file = path / PROJECT_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise ConfigError(
+            f"no project file at {file}.",
+            hint=f"Run keel in a directory with {PROJECT_FILE}, or pass --project PATH (see examples/adult/keel.yaml).",
+        )
+    return file
+
+
+def _read_yaml(file: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file} is not valid YAML: {str(exc).splitlines()[0]}", hint="Fix the syntax.") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file} must be a mapping of keys to values, got {type(raw).__name__}.")
+    return raw
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{where}'"
+    if err["type"] == "missing":
+        return f"missing required key '{where}'"
+    return f"'{where}': {err['msg']} (got {err.get('input')!r})"
+
+
+def _absolute(root: Path, path: Path) -> Path:
+    return path if path.is_absolute() else (root / path).resolve()

@@ -1,0 +1,1 @@
+"""Data stage: load, infer a schema, triage, snapshot by content hash, split."""

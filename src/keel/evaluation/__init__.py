@@ -1,0 +1,1 @@
+"""Evaluation: metric suites on held-out rows."""

@@ -1,0 +1,106 @@
+"""ONNX converters keel registers with skl2onnx before converting a pipeline.
+
+LightGBM uses onnxmltools' converter through skl2onnx (not onnxmltools' direct
+API, capped at an old opset). scikit-learn's Dummy estimators, keel's
+baselines, have no converter upstream: theirs is a constant broadcast to N rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+_REGISTERED = False
+
+
+def register_converters() -> None:
+    """Register keel's converters once per process."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    update_registered_converter(
+        LGBMClassifier,
+        "LightGbmLGBMClassifier",
+        calculate_linear_classifier_output_shapes,
+        convert_lightgbm,
+        options=classifier_options,
+    )
+    update_registered_converter(
+        LGBMRegressor,
+        "LightGbmLGBMRegressor",
+        calculate_linear_regressor_output_shapes,
+        convert_lightgbm,
+        options={"split": None},
+    )
+    update_registered_converter(
+        DummyClassifier,
+        "KeelDummyClassifier",
+        calculate_linear_classifier_output_shapes,
+        _convert_dummy_classifier,
+        options=classifier_options,
+    )
+    update_registered_converter(
+        DummyRegressor, "KeelDummyRegressor", calculate_linear_regressor_output_shapes, _convert_dummy_regressor
+    )
+    _REGISTERED = True
+
+
+def _convert_dummy_classifier(scope: Any, operator: Any, container: Any) -> None:
+    estimator = operator.raw_operator
+    if estimator.strategy not in ("prior", "most_frequent"):
+        raise NotImplementedError(f"DummyClassifier(strategy={estimator.strategy!r}) has no ONNX converter")
+    prior = np.asarray(estimator.class_prior_, dtype=np.float32).reshape(1, -1)
+    rows = _row_count(scope, operator, container)
+    label = np.array([int(np.argmax(prior))], dtype=np.int64)
+    _expand(scope, container, _const(scope, container, "label", label), rows, operator.outputs[0].full_name)
+    shape = _concat_shape(scope, container, rows, prior.shape[1])
+    _expand(scope, container, _const(scope, container, "prior", prior), shape, operator.outputs[1].full_name)
+
+
+def _convert_dummy_regressor(scope: Any, operator: Any, container: Any) -> None:
+    estimator = operator.raw_operator
+    constant = np.asarray(estimator.constant_, dtype=np.float32).reshape(1, -1)
+    rows = _row_count(scope, operator, container)
+    shape = _concat_shape(scope, container, rows, constant.shape[1])
+    _expand(scope, container, _const(scope, container, "constant", constant), shape, operator.outputs[0].full_name)
+
+
+def _row_count(scope: Any, operator: Any, container: Any) -> str:
+    """A 1-element int64 tensor holding N, the number of input rows."""
+    shape = scope.get_unique_variable_name("input_shape")
+    container.add_node("Shape", operator.inputs[0].full_name, shape, name=scope.get_unique_operator_name("Shape"))
+    rows = scope.get_unique_variable_name("rows")
+    zero = _const(scope, container, "zero", np.array([0], dtype=np.int64))
+    container.add_node("Gather", [shape, zero], rows, axis=0, name=scope.get_unique_operator_name("Gather"))
+    return rows
+
+
+def _concat_shape(scope: Any, container: Any, rows: str, width: int) -> str:
+    out = scope.get_unique_variable_name("out_shape")
+    k = _const(scope, container, "width", np.array([width], dtype=np.int64))
+    container.add_node("Concat", [rows, k], out, axis=0, name=scope.get_unique_operator_name("Concat"))
+    return out
+
+
+def _expand(scope: Any, container: Any, value: str, shape: str, output: str) -> None:
+    container.add_node("Expand", [value, shape], output, name=scope.get_unique_operator_name("Expand"))
+
+
+def _const(scope: Any, container: Any, hint: str, value: np.ndarray) -> str:
+    from onnx import numpy_helper
+
+    name = scope.get_unique_variable_name(hint)
+    tensor = numpy_helper.from_array(value)
+    container.add_initializer(name, tensor.data_type, list(value.shape), value.flatten().tolist())
+    return name

@@ -1,0 +1,1 @@
+"""Feature transforms: the ColumnTransformer built from an input schema."""

@@ -1,0 +1,40 @@
+"""Build the feature transforms of a pipeline from its input schema.
+
+Every transform here must convert to ONNX (export checks it), because the
+fitted pipeline, transforms included, is what the server runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keel.schema import CATEGORICAL, NUMERIC, InputSchema
+
+
+def build_preprocessor(schema: InputSchema) -> Any:
+    """Median imputation for numeric columns, one-hot encoding for categorical ones.
+
+    Unknown categories at prediction time encode as all zeros rather than fail;
+    missing categorical values arrive as their own category (see keel.schema).
+    """
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    numeric = [c.name for c in schema.columns if c.kind == NUMERIC]
+    categorical = [c.name for c in schema.columns if c.kind == CATEGORICAL]
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        transformers.append(("numeric", SimpleImputer(strategy="median", keep_empty_features=True), numeric))
+    if categorical:
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
+        transformers.append(("categorical", encoder, categorical))
+    return ColumnTransformer(transformers, remainder="drop")
+
+
+def build_pipeline(schema: InputSchema, estimator: Any) -> Any:
+    """The whole model: feature transforms, then the estimator, as one Pipeline."""
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([("features", build_preprocessor(schema)), ("model", estimator)])

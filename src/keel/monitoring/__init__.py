@@ -1,0 +1,1 @@
+"""Monitoring: the prediction log against the model's reference profile."""

@@ -1,0 +1,1 @@
+"""Planning: explicit, documented rules that turn a data set into decisions."""

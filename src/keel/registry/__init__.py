@@ -1,0 +1,1 @@
+"""Model registry: versions, lineage, aliases, promotion and rollback (on MLflow)."""

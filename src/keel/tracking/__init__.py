@@ -1,0 +1,1 @@
+"""Experiment tracking: the Tracker seam, its MLflow implementation, run manifests."""

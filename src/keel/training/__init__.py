@@ -1,0 +1,1 @@
+"""Training: prepare data, fit baseline and candidate families, score them."""

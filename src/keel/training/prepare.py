@@ -1,0 +1,81 @@
+"""Turn a data snapshot into model inputs: schema, plan, encoded target, split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from keel.config import ProjectConfig
+from keel.data.infer import infer_roles, infer_schema
+from keel.data.snapshot import check_target
+from keel.data.split import holdout_split
+from keel.errors import ConfigError, DataError, TrainingError
+from keel.planning.rules import Plan, make_plan
+from keel.schema import InputSchema
+
+RESERVED_PREFIX = "keel_"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Canonical inputs of every row, the encoded target, and the split."""
+
+    schema: InputSchema
+    plan: Plan
+    classes: list[str] | None
+    x: dict[str, np.ndarray]
+    y: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+
+    def rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: values[index] for name, values in self.x.items()}
+
+
+def prepare(frame: Any, config: ProjectConfig, source: str) -> Prepared:
+    """Validate columns, decide the task, encode the target and split, by the config's rules."""
+    check_target(frame, config.target, source)
+    _check_columns(frame, config)
+    frame = frame[frame[config.target].notna()].reset_index(drop=True)
+    if len(frame) < 10:
+        raise TrainingError(f"only {len(frame)} rows have a target value; keel needs at least 10 to train.")
+    roles = infer_roles(frame, exclude=(config.target, *config.drop))
+    schema = infer_schema(frame, roles)
+    if not schema.columns:
+        raise TrainingError(
+            "no usable feature columns remain.",
+            hint="Check `keel analyze` for why columns were excluded, and keel.yaml's drop list.",
+        )
+    plan = make_plan(frame[config.target], config.task)
+    y, classes = _encode_target(frame[config.target], plan.classification)
+    train, test = holdout_split(
+        y, classification=plan.classification, test_size=config.split.test_size, seed=config.seed
+    )
+    return Prepared(schema, plan, classes, schema.frame_to_arrays(frame), y, train, test)
+
+
+def _check_columns(frame: Any, config: ProjectConfig) -> None:
+    unknown = [c for c in config.drop if c not in frame.columns]
+    if unknown:
+        raise ConfigError(
+            f"keel.yaml drops column(s) {', '.join(map(repr, unknown))} that the data does not have.",
+            hint=f"Columns are: {', '.join(map(str, frame.columns))}.",
+        )
+    reserved = [str(c) for c in frame.columns if str(c).startswith(RESERVED_PREFIX)]
+    if reserved:
+        raise DataError(
+            f"column name(s) {', '.join(reserved)} start with '{RESERVED_PREFIX}', which keel reserves "
+            "for its prediction log.",
+            hint="Rename them, or drop them in keel.yaml.",
+        )
+
+
+def _encode_target(target: Any, classification: bool) -> tuple[np.ndarray, list[str] | None]:
+    if not classification:
+        return target.to_numpy(dtype=np.float64), None
+    labels = target.astype("str").to_numpy(dtype=object)
+    classes = sorted(set(labels))
+    index = {c: i for i, c in enumerate(classes)}
+    return np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(labels)), classes

@@ -1,0 +1,143 @@
+"""Shared fixtures: a seeded random generator, the example project, the real CLI and server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "adult"
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No telemetry, no stray tracking server: every test uses its own SQLite store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for key, value in (
+        ("MLFLOW_DISABLE_TELEMETRY", "true"),
+        ("DO_NOT_TRACK", "true"),
+        ("MLFLOW_LOGGING_LEVEL", "WARNING"),
+        ("OMP_NUM_THREADS", "1"),
+    ):
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261124)
+
+
+def copy_example(target: Path) -> Path:
+    """The adult example project (keel.yaml + sample data) in a fresh directory."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("keel.yaml", "adult_sample.parquet"):
+        shutil.copy(EXAMPLE / name, target / name)
+    return target
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    return copy_example(tmp_path / "project")
+
+
+def keel(*args: str, cwd: Path, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI (``python -m keel``) in ``cwd``."""
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "keel", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"keel {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A real ``keel serve`` process on a free loopback port, started with ``-X importtime``
+    so the test can read which modules the serving process loaded."""
+
+    def __init__(self, cwd: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        env = os.environ | {"PYTHONUNBUFFERED": "1"}
+        with log.open("w") as handle:
+            self.process = subprocess.Popen(
+                [sys.executable, "-X", "importtime", "-m", "keel", "serve", "--port", str(self.port)],
+                cwd=cwd,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise AssertionError("server did not become healthy in time")
+
+    def stop(self) -> int:
+        """Graceful shutdown (SIGINT, as Ctrl-C); returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+    def imported_modules(self) -> set[str]:
+        """Top-level packages the server process imported (from -X importtime)."""
+        names = set()
+        for line in self.log.read_text().splitlines():
+            if line.startswith("import time:") and "|" in line:
+                module = line.rsplit("|", 1)[1].strip()
+                names.add(module.split(".")[0])
+        return names
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[object]:
+    servers: list[Server] = []
+
+    def start(cwd: Path) -> Server:
+        server = Server(cwd, tmp_path / f"server-{len(servers)}.log")
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

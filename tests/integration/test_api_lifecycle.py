@@ -1,0 +1,156 @@
+"""The Python API through the whole lifecycle on the shipped adult sample, with real MLflow
+(SQLite), real ONNX Runtime and the real ASGI app (in-process via Starlette's TestClient)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from starlette.testclient import TestClient
+
+import keel
+from conftest import copy_example
+from keel.errors import ModelNotFoundError, RegistryError
+from keel.exporting.bundle import load_bundle
+
+FEATURES = [
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education-num",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+    "native-country",
+]
+
+
+@pytest.fixture(scope="module")
+def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    mp = pytest.MonkeyPatch()
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    root = copy_example(tmp_path_factory.mktemp("api") / "project")
+    project = keel.load_project(root)
+    trained = keel.train(project)
+    exported = keel.export(project)
+    promoted = keel.promote(project)
+    yield {"project": project, "trained": trained, "exported": exported, "promoted": promoted, "root": root}
+    mp.undo()
+
+
+def rows(root: Path, n: int, offset: int = 0) -> list[dict[str, object]]:
+    frame = pd.read_parquet(root / "adult_sample.parquet")[FEATURES].iloc[offset : offset + n]
+    return json.loads(frame.to_json(orient="records"))
+
+
+def test_training_tracks_both_families_with_lineage(lifecycle: dict) -> None:
+    trained, project = lifecycle["trained"], lifecycle["project"]
+    assert [c.family for c in trained.candidates] == ["baseline", "lightgbm"]
+    assert trained.best.family == "lightgbm"
+    assert trained.best.metrics["roc_auc"] > 0.85 > trained.candidates[0].metrics["roc_auc"]
+    client = MlflowClient(project.tracking_uri)
+    for candidate in trained.candidates:
+        run = client.get_run(candidate.run_id)
+        assert {"roc_auc", "f1", "accuracy"} <= set(run.data.metrics)
+        assert run.data.tags["keel.data_digest"] == trained.data.digest
+        assert run.data.tags["keel.version"] == keel.__version__
+        assert run.data.tags["keel.seed"] == "42"
+        assert run.data.params["family"] == candidate.family
+    assert trained.version.version == "1"
+    assert trained.version.tags["keel.family"] == "lightgbm"
+
+
+def test_export_writes_a_verified_bundle_with_parity(lifecycle: dict) -> None:
+    exported = lifecycle["exported"]
+    assert exported.parity.passed and exported.parity.max_diff <= 1e-5
+    assert exported.parity.label_agreement == 1.0
+    bundle = load_bundle(exported.bundle, exported.digest)
+    assert bundle.metadata["classes"] == ["<=50K", ">50K"]
+    assert bundle.schema.names == FEATURES
+    assert "age" in bundle.profile and "keel_score" in bundle.profile
+
+
+def test_first_promotion_says_there_was_no_gate(lifecycle: dict) -> None:
+    change = lifecycle["promoted"]
+    assert (change.version, change.previous) == ("1", None)
+    assert "no gate" in change.note
+
+
+def test_server_predicts_with_version_validates_and_logs(lifecycle: dict) -> None:
+    project, root = lifecycle["project"], lifecycle["root"]
+    with TestClient(keel.build_app(project)) as client:
+        assert client.get("/health").json() == {"status": "ok", "model": "adult-income", "version": "1"}
+        reply = client.post("/predict", json={"rows": rows(root, 5)})
+        assert reply.status_code == 200
+        body = reply.json()
+        assert (body["model"], body["version"]) == ("adult-income", "1")
+        assert len(body["predictions"]) == 5
+        first = body["predictions"][0]
+        assert first["label"] in ("<=50K", ">50K")
+        assert abs(sum(first["probabilities"].values()) - 1) < 1e-5
+        bad = rows(root, 1)[0] | {"age": "forty"}
+        reply = client.post("/predict", json={"rows": [bad]})
+        assert reply.status_code == 422
+        assert reply.json()["problems"] == [
+            {"row": 0, "column": "age", "problem": "must be a number or null, got 'forty' (string)"}
+        ]
+        malformed = client.post("/predict", content=b"{oops", headers={"content-type": "application/json"})
+        assert malformed.status_code == 400
+        assert client.post("/predict", json={"records": []}).status_code == 422
+    log = list((project.store_path / "predictions" / "adult-income").glob("*.parquet"))
+    logged = pd.concat(pd.read_parquet(f) for f in log)
+    assert len(logged) == 5
+    assert set(logged["keel_version"]) == {"1"}
+    assert logged["age"].tolist() == [r["age"] for r in rows(root, 5)]
+
+
+def test_batch_predict_matches_the_server(lifecycle: dict, tmp_path: Path) -> None:
+    project, root = lifecycle["project"], lifecycle["root"]
+    result = keel.predict_file(project, root / "adult_sample.parquet", tmp_path / "out.parquet")
+    out = pd.read_parquet(result.output)
+    assert result.rows == len(out) == 5000
+    with TestClient(keel.build_app(project)) as client:
+        served = client.post("/predict", json={"rows": rows(root, 20)}).json()["predictions"]
+    np.testing.assert_allclose([p["probabilities"][">50K"] for p in served], out["probability_>50K"][:20], atol=1e-6)
+    assert set(out["model_version"]) == {"1"}
+
+
+def test_monitor_flags_a_shifted_population(lifecycle: dict) -> None:
+    project, root = lifecycle["project"], lifecycle["root"]
+    shifted = [r | {"age": int(r["age"]) + 25, "hours-per-week": 70} for r in rows(root, 300, offset=100)]
+    with TestClient(keel.build_app(project)) as client:
+        for start in range(0, 300, 50):
+            assert client.post("/predict", json={"rows": shifted[start : start + 50]}).status_code == 200
+    report, path = keel.monitor(project)
+    statuses = {c.column: c.status for c in report.columns}
+    assert statuses["age"] == "alert" and statuses["hours-per-week"] == "alert"
+    assert statuses["sex"] == "ok" and statuses["race"] == "ok"
+    assert path.is_file() and json.loads(path.read_text())["rows"] == report.rows
+
+
+def test_monitor_without_enough_traffic_says_so(tmp_path: Path) -> None:
+    root = copy_example(tmp_path / "fresh")
+    project = keel.load_project(root)
+    with pytest.raises(RegistryError, match="no promoted version"):
+        keel.monitor(project)
+
+
+def test_unknown_model_and_version_are_clear(lifecycle: dict) -> None:
+    project = lifecycle["project"]
+    with pytest.raises(ModelNotFoundError, match="model 'adlt-income' is not in the registry.*adult-income"):
+        keel.export(project, "adlt-income@1")
+    with pytest.raises(ModelNotFoundError, match="has no version 9.*Versions: 1"):
+        keel.promote(project, "9")
+    with pytest.raises(RegistryError, match="already the champion"):
+        keel.promote(project, "1")

@@ -1,0 +1,88 @@
+"""The real CLI and the real server, end to end, in a temporary project directory."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from conftest import keel
+
+pytestmark = pytest.mark.slow
+
+FORBIDDEN_IN_SERVER = {"sklearn", "mlflow", "lightgbm", "skl2onnx", "onnxmltools", "skops", "optuna"}
+
+
+def rows(project: Path, n: int) -> list[dict[str, object]]:
+    frame = pd.read_parquet(project / "adult_sample.parquet").drop(columns=["income", "split"]).head(n)
+    return json.loads(frame.to_json(orient="records"))
+
+
+def logged(project: Path) -> pd.DataFrame:
+    files = sorted((project / ".keel" / "predictions" / "adult-income").glob("*.parquet"))
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def test_train_export_promote_serve_rollback(project_dir: Path, start_server) -> None:
+    analyzed = keel("analyze", "adult_sample.parquet", "--target", "income", cwd=project_dir, check=True)
+    assert "5,000 rows" in analyzed.stdout and "<=50K 75.5%" in analyzed.stdout
+    trained = keel("train", cwd=project_dir, check=True)
+    assert "registered adult-income@1 (lightgbm" in trained.stdout
+    exported = keel("export", cwd=project_dir, check=True)
+    assert "parity: max |native - ONNX| probabilities" in exported.stdout
+    promoted = keel("promote", cwd=project_dir, check=True)
+    assert "champion is now adult-income@1" in promoted.stdout and "no gate" in promoted.stdout
+
+    server = start_server(project_dir)
+    reply = httpx.post(f"{server.url}/predict", json={"rows": rows(project_dir, 4)}, timeout=10)
+    assert reply.status_code == 200
+    assert reply.json()["version"] == "1" and len(reply.json()["predictions"]) == 4
+    bad = httpx.post(f"{server.url}/predict", json={"rows": [{"age": 1}]}, timeout=10)
+    assert bad.status_code == 422 and "column 'workclass'" in bad.json()["error"]
+    garbage = httpx.post(f"{server.url}/predict", content=b"not json", timeout=10)
+    assert garbage.status_code == 400 and garbage.json()["error"].startswith("malformed JSON body")
+    assert server.stop() == 0
+    assert not FORBIDDEN_IN_SERVER & server.imported_modules()
+    assert "onnxruntime" in server.imported_modules()
+    log = logged(project_dir)
+    assert len(log) == 4 and set(log["keel_version"]) == {"1"}
+    assert {"keel_ts", "keel_label", "keel_score", "keel_request_id", "age"} <= set(log.columns)
+
+    scored = keel("predict", "adult_sample.parquet", "-o", "scored.csv", cwd=project_dir, check=True)
+    assert "scored 5,000 rows with adult-income@1" in scored.stdout
+    assert len(pd.read_csv(project_dir / "scored.csv")) == 5000
+
+    # A second model on another split: not comparable, so the gate refuses unless forced.
+    config = project_dir / "keel.yaml"
+    config.write_text(config.read_text().replace("seed: 42", "seed: 7"))
+    keel("train", cwd=project_dir, check=True)
+    keel("export", "adult-income@2", cwd=project_dir, check=True)
+    refused = keel("promote", "2", cwd=project_dir)
+    assert refused.returncode == 5 and "refused to promote adult-income@2" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    forced = keel("promote", "2", "--force", "--reason", "new split", cwd=project_dir, check=True)
+    assert "champion is now adult-income@2 (was @1)" in forced.stdout
+
+    server = start_server(project_dir)
+    assert httpx.get(f"{server.url}/health", timeout=10).json()["version"] == "2"
+    server.stop()
+    rolled = keel("rollback", cwd=project_dir, check=True)
+    assert "champion is now adult-income@1 (was @2)" in rolled.stdout
+    server = start_server(project_dir)
+    reply = httpx.post(f"{server.url}/predict", json={"rows": rows(project_dir, 1)}, timeout=10)
+    assert reply.json()["version"] == "1"
+    server.stop()
+    assert logged(project_dir)["keel_version"].tolist()[-1] == "1"
+
+
+def test_run_chains_the_stages_and_says_where_to_look(project_dir: Path) -> None:
+    started = time.monotonic()
+    result = keel("run", cwd=project_dir, check=True)
+    assert "registered adult-income@1" in result.stdout
+    assert "champion is now adult-income@1" in result.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
+    assert time.monotonic() - started < 120

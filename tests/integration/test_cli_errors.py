@@ -1,0 +1,58 @@
+"""Bad input through the real CLI: one clear line, a non-zero exit code, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import keel
+
+
+def assert_one_clear_line(result, code: int, text: str) -> None:
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and text in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_target_column(project_dir: Path) -> None:
+    result = keel("analyze", "adult_sample.parquet", "--target", "incme", cwd=project_dir)
+    assert_one_clear_line(result, 3, "target column 'incme' is not in")
+    assert "Did you mean 'income'?" in result.stderr
+
+
+def test_unreadable_file(project_dir: Path) -> None:
+    (project_dir / "broken.parquet").write_bytes(b"PAR1 truncated")
+    result = keel("analyze", "broken.parquet", cwd=project_dir)
+    assert_one_clear_line(result, 3, "cannot read")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert_one_clear_line(keel("analyze", "nope.csv", cwd=tmp_path), 3, "does not exist")
+
+
+def test_unknown_model_name(project_dir: Path) -> None:
+    result = keel("promote", "no-such-model@1", cwd=project_dir)
+    assert_one_clear_line(result, 5, "model 'no-such-model' is not in the registry")
+
+
+def test_serve_without_a_champion(project_dir: Path) -> None:
+    result = keel("serve", cwd=project_dir)
+    assert_one_clear_line(result, 5, "has no promoted version")
+
+
+def test_no_project_file(tmp_path: Path) -> None:
+    assert_one_clear_line(keel("train", cwd=tmp_path), 2, "no project file at")
+
+
+def test_debug_adds_the_traceback(tmp_path: Path) -> None:
+    result = keel("--debug", "analyze", "nope.csv", cwd=tmp_path)
+    assert result.returncode == 3
+    assert "Traceback" in result.stderr and "error: data file" in result.stderr
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    assert keel("--version", cwd=tmp_path, check=True).stdout.startswith("keel ")
+    helptext = keel("--help", cwd=tmp_path, check=True).stdout
+    for command in ("analyze", "train", "export", "promote", "rollback", "serve", "predict", "monitor", "run"):
+        assert command in helptext

@@ -1,0 +1,68 @@
+"""ONNX conversion and parity for every family keel trains, on synthetic data (no MLflow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keel.exporting.onnx_convert import convert_pipeline
+from keel.exporting.parity import check_parity, measure_latency
+from keel.features.build import build_pipeline
+from keel.schema import CATEGORICAL, NUMERIC, Column, InputSchema, arrays_to_frame
+from keel.training.families import make_estimator
+
+SCHEMA = InputSchema((Column("num-a", NUMERIC), Column("num b", NUMERIC), Column("cat", CATEGORICAL)))
+
+
+def data(rng: np.random.Generator, n: int = 600) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    a = rng.normal(size=n).astype(np.float32)
+    a[::17] = np.nan
+    b = rng.uniform(0, 100, size=n).astype(np.float32)
+    cat = rng.choice(np.array(["red", "green", "blue", ""], dtype=object), size=n)
+    signal = np.nan_to_num(a) + (cat == "red") * 1.5 + b / 50
+    return SCHEMA.frame_to_arrays(pd.DataFrame({"num-a": a, "num b": b, "cat": cat})), signal
+
+
+@pytest.mark.parametrize("family", ["baseline", "lightgbm"])
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_every_family_exports_with_parity(rng: np.random.Generator, family: str, task: str) -> None:
+    arrays, signal = data(rng)
+    if task == "binary":
+        y = (signal > np.median(signal)).astype(np.int64)
+    elif task == "multiclass":
+        y = np.digitize(signal, np.quantile(signal, [0.33, 0.66])).astype(np.int64)
+    else:
+        y = signal * 1000.0
+    classification = task != "regression"
+    pipeline = build_pipeline(SCHEMA, make_estimator(family, classification, seed=1, threads=1))
+    pipeline.fit(arrays_to_frame(SCHEMA, arrays), y)
+    model, schema = convert_pipeline(pipeline, SCHEMA, classification)
+    assert [c.input_name for c in schema.columns] == ["num_a", "num_b", "cat"]
+    parity = check_parity(pipeline, model, schema, arrays, classification, tolerance=1e-5)
+    assert parity.passed, parity
+    assert parity.rows == 600
+    if classification:
+        assert parity.label_agreement == 1.0
+
+
+def test_parity_catches_a_graph_that_is_not_the_model(rng: np.random.Generator) -> None:
+    arrays, signal = data(rng)
+    y = (signal > np.median(signal)).astype(np.int64)
+    frame = arrays_to_frame(SCHEMA, arrays)
+    first = build_pipeline(SCHEMA, make_estimator("lightgbm", True, seed=1, threads=1)).fit(frame, y)
+    other = build_pipeline(SCHEMA, make_estimator("lightgbm", True, seed=1, threads=1)).fit(frame, 1 - y)
+    model, schema = convert_pipeline(other, SCHEMA, True)
+    parity = check_parity(first, model, schema, arrays, True, tolerance=1e-5)
+    assert not parity.passed
+    assert parity.max_diff > 0.5
+
+
+def test_latency_is_measured(rng: np.random.Generator) -> None:
+    arrays, signal = data(rng, n=200)
+    pipeline = build_pipeline(SCHEMA, make_estimator("lightgbm", False, seed=1, threads=1))
+    pipeline.fit(arrays_to_frame(SCHEMA, arrays), signal)
+    model, schema = convert_pipeline(pipeline, SCHEMA, False)
+    latency = measure_latency(model, schema, arrays, repeats=20)
+    assert 0 < latency.single_row_p50_ms <= latency.single_row_p99_ms
+    assert latency.batch_rows == 200 and latency.batch_rows_per_s > 0
