@@ -73,12 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     _register()
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="keel", standalone_mode=False)
-        return 0
+        result = command.main(args=args, prog_name="keel", standalone_mode=False)
+        return result if isinstance(result, int) else 0  # click returns an Exit's code here
     except KeelError as exc:
         return _fail(str(exc), exc.exit_code, debug)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code or 0)
+    except (click.exceptions.Exit, typer.Exit) as exc:  # typer 0.29's Exit is not click's
+        return int(getattr(exc, "exit_code", 0) or 0)
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
