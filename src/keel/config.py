@@ -9,6 +9,8 @@ Example::
     data: data/adult.parquet
     target: income
     drop: [split]               # columns that are not features
+    time_column: null           # split by time when set (the latest rows are the test set)
+    split_column: null          # or a column marking rows 'train' / 'test'
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class ProjectConfig(_Section):
     target: str
     task: Task = "auto"
     drop: tuple[str, ...] = ()
+    time_column: str | None = None
+    split_column: str | None = None
     seed: int = 42
     store: Path = Path(".keel")
     tracking_uri: str | None = None

@@ -8,7 +8,7 @@ import pytest
 
 from keel.data.load import load_table
 from keel.data.snapshot import snapshot
-from keel.data.triage import triage
+from keel.data.triage import TriageOptions, triage
 from keel.errors import DataError
 from keel.store import Store
 
@@ -52,10 +52,10 @@ def test_corrupt_parquet(tmp_path: Path) -> None:
 
 def test_snapshot_is_content_addressed_and_reused(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
-    first = snapshot(EXAMPLE_DATA, store, "income")
+    first = snapshot(EXAMPLE_DATA, store, TriageOptions(target="income"))
     copy = tmp_path / "copy.parquet"
     copy.write_bytes(EXAMPLE_DATA.read_bytes())
-    second = snapshot(copy, store, "income")
+    second = snapshot(copy, store, TriageOptions(target="income"))
     assert first.digest == second.digest
     assert first.file == second.file
     assert len(list((tmp_path / "store" / "data").iterdir())) == 1
@@ -63,8 +63,8 @@ def test_snapshot_is_content_addressed_and_reused(tmp_path: Path) -> None:
 
 
 def test_missing_target_suggests_the_closest_column(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="target column 'incme' is not in .* Did you mean 'income'"):
-        snapshot(EXAMPLE_DATA, Store(tmp_path), "incme")
+    with pytest.raises(DataError, match="target column 'incme' is not in the data. Did you mean 'income'"):
+        snapshot(EXAMPLE_DATA, Store(tmp_path), TriageOptions(target="incme"))
 
 
 def test_triage_flags_rare_classes_duplicates_and_ids(rng: np.random.Generator) -> None:
@@ -79,10 +79,18 @@ def test_triage_flags_rare_classes_duplicates_and_ids(rng: np.random.Generator) 
         }
     )
     frame = pd.concat([frame, frame.iloc[:5]], ignore_index=True)
-    report = triage(frame, "y")
+    report = triage(frame, TriageOptions(target="y"))
     roles = {c.name: c.semantic for c in report.columns}
     assert roles == {"id": "identifier", "x": "numeric", "const": "constant", "empty": "empty"}
+    ids = {f.id for f in report.findings}
+    assert {
+        "data.duplicates",
+        "target.rare_class",
+        "leak.identifier:id",
+        "column.excluded:const",
+        "column.excluded:empty",
+    } <= ids
     text = " ".join(report.warnings)
     assert "5 exact duplicate rows" in text
     assert "class 'b' is only 5.0% of rows" in text
-    assert "column 'id' is not used as a feature" in text
+    assert report.blocking == []

@@ -10,6 +10,7 @@ from keel.api.models import ExportResult, export, promote
 from keel.api.train import TrainResult, train
 from keel.config import Project
 from keel.data.snapshot import DatasetVersion
+from keel.data.triage import TriageOptions
 from keel.errors import RegistryError
 from keel.registry.champion import AliasChange
 
@@ -25,13 +26,12 @@ class RunResult:
     refused: str | None
 
 
-def run(project: Project, *, on_step: Step | None = None) -> RunResult:
+def run(project: Project, *, allow: dict[str, str] | None = None, on_step: Step | None = None) -> RunResult:
     """Chain the stages; a refused promotion is reported, not raised (the champion stays)."""
     step = on_step or (lambda _message: None)
-    cfg = project.config
     step("analyzing the data")
-    data = analyze(project.data_path, target=cfg.target, store=project.store_path, drop=cfg.drop)
-    trained = train(project, on_step=step)
+    data = analyze(project.data_path, store=project.store_path, options=TriageOptions.from_config(project.config))
+    trained = train(project, allow=allow, on_step=step)
     exported = export(project, trained.version.ref, on_step=step)
     step(f"promoting {trained.version.ref}")
     try:

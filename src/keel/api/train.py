@@ -13,7 +13,8 @@ import numpy as np
 
 from keel.config import Project
 from keel.data.snapshot import DatasetVersion, snapshot
-from keel.errors import TrainingError
+from keel.data.triage import TriageOptions
+from keel.errors import ConfigError, TrainingError
 from keel.evaluation.metrics import is_better
 from keel.planning.rules import Plan
 from keel.profile import build_profile
@@ -40,12 +41,23 @@ class TrainResult:
     tracking_uri: str
 
 
-def train(project: Project, *, tracker: Tracker | None = None, on_step: Step | None = None) -> TrainResult:
-    """Train every configured family on the project's data and register the best one."""
+def train(
+    project: Project,
+    *,
+    allow: dict[str, str] | None = None,
+    tracker: Tracker | None = None,
+    on_step: Step | None = None,
+) -> TrainResult:
+    """Train every configured family on the project's data and register the best one.
+
+    Refuses data whose triage found a blocking problem, unless ``allow`` maps that
+    check's id (or its check name) to a reason, which is recorded with every run.
+    """
     step = on_step or (lambda _message: None)
     cfg, store = project.config, Store(project.store_path).ensure()
-    step("snapshotting the data")
-    dataset = snapshot(project.data_path, store, cfg.target, cfg.drop)
+    step("snapshotting and triaging the data")
+    dataset = snapshot(project.data_path, store, TriageOptions.from_config(project.config))
+    allowed = check_blocking(dataset, allow or {})
     data = prepare(dataset.load(), cfg, str(project.data_path))
     step("connecting to the tracking store")
     if tracker is None:
@@ -53,6 +65,8 @@ def train(project: Project, *, tracker: Tracker | None = None, on_step: Step | N
 
         tracker = MlflowTracker(project.tracking_uri, cfg.name, store.artifacts)
     tags = _lineage(project, dataset, data)
+    if allowed:
+        tags["keel.allowed_checks"] = json.dumps(allowed)
     candidates = []
     for family in cfg.train.families:
         step(f"fitting {family} on {len(data.train):,} rows")
@@ -64,6 +78,28 @@ def train(project: Project, *, tracker: Tracker | None = None, on_step: Step | N
     step(f"registering {best.family} as a new version of {cfg.name}")
     version = _register(project, best, tags | {"keel.family": best.family})
     return TrainResult(dataset, data.plan, candidates, best, version, project.tracking_uri)
+
+
+def check_blocking(dataset: DatasetVersion, allow: dict[str, str]) -> dict[str, str]:
+    """The allowed blocking findings (id -> reason); TrainingError for any other one."""
+    blocking = dataset.triage.blocking
+    known = {f.id for f in blocking} | {f.check for f in blocking}
+    unknown = [a for a in allow if a not in known]
+    if unknown:
+        listed = ", ".join(sorted(f.id for f in blocking)) or "none"
+        raise ConfigError(f"--allow {unknown[0]} matches no blocking finding of this data (blocking: {listed}).")
+    if any(not reason.strip() for reason in allow.values()):
+        raise ConfigError("--allow needs --reason '...': the override is recorded with the runs.")
+    refused = [f for f in blocking if f.id not in allow and f.check not in allow]
+    if refused:
+        first = refused[0]
+        more = f" ({len(refused) - 1} more blocking finding(s))" if len(refused) > 1 else ""
+        raise TrainingError(
+            f"training refused: {first.message}{more}",
+            hint=f"Fix the data or drop the column in keel.yaml; or override with "
+            f"--allow {first.id} --reason '...'. `keel analyze` lists every finding.",
+        )
+    return {f.id: allow.get(f.id, allow.get(f.check, "")) for f in blocking}
 
 
 def _lineage(project: Project, dataset: DatasetVersion, data: Prepared) -> dict[str, str]:

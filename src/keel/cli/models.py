@@ -10,6 +10,8 @@ import typer
 from keel.cli.common import console, fmt, project_of, status
 
 DataOption = Annotated[Path | None, typer.Option("--data", help="Use this data file instead of keel.yaml's.")]
+AllowOption = Annotated[list[str] | None, typer.Option("--allow", help="Override a blocking triage check (by id).")]
+ReasonOption = Annotated[str, typer.Option(help="Why; recorded with the promotion or the override.")]
 RefArgument = Annotated[str | None, typer.Argument(help="NAME@VERSION, VERSION or NAME@ALIAS (default: newest).")]
 
 
@@ -24,13 +26,13 @@ def register(app: typer.Typer) -> None:
         app.command(name)(command)
 
 
-def train(ctx: typer.Context, data: DataOption = None) -> None:
+def train(ctx: typer.Context, data: DataOption = None, allow: AllowOption = None, reason: ReasonOption = "") -> None:
     """Train the baseline and LightGBM, track both in MLflow, register the better one."""
     from keel.api.train import train as run_train
 
     project = project_of(ctx, data)
     with status("training") as step:
-        result = run_train(project, on_step=step)
+        result = run_train(project, allow=_allowed(allow, reason), on_step=step)
     _render_training(result)
 
 
@@ -48,7 +50,7 @@ def promote(
     ctx: typer.Context,
     ref: RefArgument = None,
     force: Annotated[bool, typer.Option(help="Promote even if a check fails (needs --reason).")] = False,
-    reason: Annotated[str, typer.Option(help="Why; recorded with the promotion.")] = "",
+    reason: ReasonOption = "",
 ) -> None:
     """Make a version the champion (the one `keel serve` serves)."""
     from keel.api.models import promote as run_promote
@@ -68,13 +70,13 @@ def rollback(
     _render_change(run_rollback(project_of(ctx), name, reason=reason))
 
 
-def run(ctx: typer.Context, data: DataOption = None) -> None:
+def run(ctx: typer.Context, data: DataOption = None, allow: AllowOption = None, reason: ReasonOption = "") -> None:
     """Analyze, train, export and promote, for the project file."""
     from keel.api.run import run as run_all
 
     project = project_of(ctx, data)
     with status("running") as step:
-        result = run_all(project, on_step=step)
+        result = run_all(project, allow=_allowed(allow, reason), on_step=step)
     out = console()
     out.print(f"data snapshot [bold]{result.data.short}[/]: {result.data.rows:,} rows")
     _render_training(result.trained)
@@ -84,6 +86,10 @@ def run(ctx: typer.Context, data: DataOption = None) -> None:
     else:
         out.print(f"[yellow]not promoted:[/] {result.refused}")
     summary(project, result.trained.version.ref)
+
+
+def _allowed(checks: list[str] | None, reason: str) -> dict[str, str]:
+    return {check: reason for check in checks or []}
 
 
 def summary(project: Any, ref: str) -> None:

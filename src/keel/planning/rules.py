@@ -4,7 +4,7 @@ Each decision records the rule that made it, so a person can read why.
 
 | decision | rule |
 |---|---|
-| task | keel.yaml's ``task`` when not ``auto``; else a non-numeric or boolean target is classification (binary with 2 classes, multiclass above); a numeric target with at most ``MAX_CLASSES_FOR_NUMERIC`` distinct integer values is classification; any other numeric target is regression |
+| task | keel.yaml's ``task`` when not ``auto``; else the data stage's rule (``keel.data.target.infer_task``) |
 | metric | binary: ROC AUC; multiclass: macro F1; regression: RMSE (lower is better) |
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from keel.data.target import infer_task
 from keel.errors import ConfigError, TrainingError
 
-MAX_CLASSES_FOR_NUMERIC = 10
 PRIMARY_METRIC = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "rmse"}
 LOWER_IS_BETTER = {"rmse", "mae", "log_loss"}
 
@@ -47,8 +47,6 @@ class Plan:
 
 def decide_task(target: Any, configured: str = "auto") -> Decision:
     """Task type from the target column (a pandas Series without missing values)."""
-    import pandas as pd
-
     distinct = int(target.nunique())
     if distinct < 2:
         raise TrainingError(
@@ -58,26 +56,14 @@ def decide_task(target: Any, configured: str = "auto") -> Decision:
     if configured != "auto":
         _check_configured(configured, distinct, target)
         return Decision("task", configured, "set in keel.yaml")
-    numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
-    if not numeric:
-        return _classification(distinct, "target is not numeric")
-    integral = bool((target.astype(float) % 1 == 0).all())
-    if integral and distinct <= MAX_CLASSES_FOR_NUMERIC:
-        return _classification(
-            distinct, f"numeric target with {distinct} integer values (<= {MAX_CLASSES_FOR_NUMERIC})"
-        )
-    return Decision("task", "regression", f"numeric target with {distinct} distinct values")
+    task, reason = infer_task(target)
+    return Decision("task", task, reason)
 
 
 def make_plan(target: Any, configured_task: str = "auto") -> Plan:
     task = decide_task(target, configured_task)
     metric = Decision("metric", PRIMARY_METRIC[task.value], f"primary metric for {task.value} tasks")
     return Plan(task.value, metric.value, (task, metric))
-
-
-def _classification(distinct: int, why: str) -> Decision:
-    task = "binary" if distinct == 2 else "multiclass"
-    return Decision("task", task, f"{why}; {distinct} classes")
 
 
 def _check_configured(task: str, distinct: int, target: Any) -> None:

@@ -10,7 +10,8 @@ import numpy as np
 from keel.config import ProjectConfig
 from keel.data.infer import infer_roles, infer_schema
 from keel.data.snapshot import check_target
-from keel.data.split import holdout_split
+from keel.data.split import given_split, holdout_split, time_split
+from keel.data.target import encode_target
 from keel.errors import ConfigError, DataError, TrainingError
 from keel.planning.rules import Plan, make_plan
 from keel.schema import InputSchema
@@ -41,7 +42,8 @@ def prepare(frame: Any, config: ProjectConfig, source: str) -> Prepared:
     frame = frame[frame[config.target].notna()].reset_index(drop=True)
     if len(frame) < 10:
         raise TrainingError(f"only {len(frame)} rows have a target value; keel needs at least 10 to train.")
-    roles = infer_roles(frame, exclude=(config.target, *config.drop))
+    special = tuple(c for c in (config.target, config.time_column, config.split_column) if c)
+    roles = infer_roles(frame, exclude=(*special, *config.drop))
     schema = infer_schema(frame, roles)
     if not schema.columns:
         raise TrainingError(
@@ -49,15 +51,25 @@ def prepare(frame: Any, config: ProjectConfig, source: str) -> Prepared:
             hint="Check `keel analyze` for why columns were excluded, and keel.yaml's drop list.",
         )
     plan = make_plan(frame[config.target], config.task)
-    y, classes = _encode_target(frame[config.target], plan.classification)
+    y, classes = encode_target(frame[config.target], plan.task)
     train, test = holdout_split(
         y, classification=plan.classification, test_size=config.split.test_size, seed=config.seed
     )
     return Prepared(schema, plan, classes, schema.frame_to_arrays(frame), y, train, test)
 
 
+def _split(frame: Any, y: np.ndarray, config: ProjectConfig, classification: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The given split, else a time split, else a seeded (stratified) hold-out (see keel.data.split)."""
+    if config.split_column:
+        return given_split(frame[config.split_column], config.split_column)
+    if config.time_column:
+        return time_split(frame[config.time_column], config.split.test_size)
+    return holdout_split(y, classification=classification, test_size=config.split.test_size, seed=config.seed)
+
+
 def _check_columns(frame: Any, config: ProjectConfig) -> None:
-    unknown = [c for c in config.drop if c not in frame.columns]
+    named = [c for c in (config.time_column, config.split_column) if c]
+    unknown = [c for c in (*config.drop, *named) if c not in frame.columns]
     if unknown:
         raise ConfigError(
             f"keel.yaml drops column(s) {', '.join(map(repr, unknown))} that the data does not have.",
@@ -70,12 +82,3 @@ def _check_columns(frame: Any, config: ProjectConfig) -> None:
             "for its prediction log.",
             hint="Rename them, or drop them in keel.yaml.",
         )
-
-
-def _encode_target(target: Any, classification: bool) -> tuple[np.ndarray, list[str] | None]:
-    if not classification:
-        return target.to_numpy(dtype=np.float64), None
-    labels = target.astype("str").to_numpy(dtype=object)
-    classes = sorted(set(labels))
-    index = {c: i for i, c in enumerate(classes)}
-    return np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(labels)), classes

@@ -1,0 +1,184 @@
+"""The triage report as one self-contained HTML page (inline CSS, plots as embedded PNG).
+
+Built from the stored triage alone, so ``keel data show HASH --html`` can rebuild it
+without the data.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from itertools import pairwise
+from typing import Any
+
+from keel.data.triage import TriageReport
+
+MAX_HISTOGRAMS = 12
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2430;padding:0 1rem}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #dde3ea;padding-bottom:.3rem}
+table{border-collapse:collapse;width:100%;font-size:13px}td,th{padding:.3rem .5rem;border-bottom:1px solid #eef1f4;
+text-align:left;vertical-align:top}th{background:#f6f8fa}.block{color:#fff;background:#c62828}.warn{background:#ffe08a}
+.info{background:#e3eaf2}.sev{padding:.1rem .45rem;border-radius:.3rem;font-size:12px;font-weight:600}
+.muted{color:#5b6573}img{max-width:100%}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
+code{background:#f6f8fa;padding:0 .25rem;border-radius:.2rem}
+"""
+
+
+def render_html(report: TriageReport, *, title: str, digest: str) -> str:
+    """The whole page as a string."""
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>Triage: {_e(title)}</h1>",
+        f"<p class='muted'>snapshot <code>{_e(digest)}</code> · {report.rows:,} rows · {len(report.columns)} columns"
+        f"{_target_line(report)} · {report.duplicate_rows:,} exact duplicate rows</p>",
+        _findings(report),
+        _split(report),
+        "<h2>Plots</h2><div class='grid'>",
+        _img(_plot_target(report)),
+        _img(_plot_strength(report)),
+        _img(_plot_missing(report)),
+        "</div>",
+        _img(_plot_histograms(report)),
+        _columns(report),
+        "</body></html>",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _target_line(report: TriageReport) -> str:
+    target = report.target
+    return f" · target <code>{_e(target.name)}</code> ({_e(target.task)})" if target else ""
+
+
+def _findings(report: TriageReport) -> str:
+    if not report.findings:
+        return "<h2>Findings</h2><p>Nothing found.</p>"
+    rows = "".join(
+        f"<tr><td><span class='sev {f.severity}'>{f.severity}</span></td><td><code>{_e(f.id)}</code></td>"
+        f"<td>{_e(f.message)}</td></tr>"
+        for f in report.findings
+    )
+    return f"<h2>Findings</h2><table><tr><th>severity</th><th>check</th><th>what and why</th></tr>{rows}</table>"
+
+
+def _split(report: TriageReport) -> str:
+    if report.split is None:
+        return ""
+    return f"<h2>Recommended split</h2><p><b>{_e(report.split.strategy)}</b>: {_e(report.split.reason)}</p>"
+
+
+def _columns(report: TriageReport) -> str:
+    head = "<tr><th>column</th><th>type</th><th>dtype</th><th>missing</th><th>distinct</th><th>summary</th></tr>"
+    rows = []
+    for c in report.columns:
+        if c.numeric:
+            n = c.numeric
+            summary = (
+                f"min {n['min']:.4g} · p50 {n['p50']:.4g} · max {n['max']:.4g} · mean {n['mean']:.4g} · "
+                f"outliers {n['outlier_share']:.1%}"
+            )
+        elif c.text:
+            t = c.text
+            summary = (
+                f"length p50 {t['length_p50']:.0f}, p95 {t['length_p95']:.0f}, max {t['length_max']:.0f} · "
+                f"{t['words_mean']:.1f} words · vocabulary {t['vocabulary']:,.0f}"
+            )
+        else:
+            summary = ", ".join(f"{_e(v)} ({n:,})" for v, n in (c.top or []))
+        feature = "" if c.feature else f"<br><span class='muted'>not a feature: {_e(c.reason)}</span>"
+        rows.append(
+            f"<tr><td><b>{_e(c.name)}</b>{feature}</td><td>{_e(c.semantic)}</td><td>{_e(c.dtype)}</td>"
+            f"<td>{c.missing_share:.1%}</td><td>{c.unique:,}</td><td>{summary}</td></tr>"
+        )
+    return f"<h2>Columns</h2><table>{head}{''.join(rows)}</table>"
+
+
+def _img(png: bytes | None) -> str:
+    if png is None:
+        return ""
+    return f"<img alt='plot' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+
+
+def _figure(width: float, height: float) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height), dpi=90)
+
+
+def _png(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _plot_target(report: TriageReport) -> bytes | None:
+    target = report.target
+    if target is None:
+        return None
+    fig, ax = _figure(5.5, 3.2)
+    if target.task == "regression" and target.histogram:
+        edges, counts = target.histogram["edges"], target.histogram["counts"]
+        ax.bar(edges[:-1], counts, width=[b - a for a, b in pairwise(edges)], align="edge", color="#4a7bb7")
+    elif target.classes:
+        labels = list(target.classes)[:20]
+        ax.bar(range(len(labels)), [target.classes[k] for k in labels], color="#4a7bb7")
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_title(f"target: {target.name}")
+    return _png(fig)
+
+
+def _plot_strength(report: TriageReport) -> bytes | None:
+    strengths = report.strengths[:20]
+    if not strengths:
+        return None
+    flagged = {f.column for f in report.findings if f.check.startswith("leak.")}
+    fig, ax = _figure(5.5, max(2.5, 0.28 * len(strengths) + 1))
+    names = [s.column for s in strengths][::-1]
+    skills = [s.skill for s in strengths][::-1]
+    ax.barh(names, skills, color=["#c62828" if n in flagged else "#4a7bb7" for n in names])
+    ax.set_xlim(0, 1)
+    ax.set_title("each column alone (skill, 5-fold; red = leak candidate)")
+    return _png(fig)
+
+
+def _plot_missing(report: TriageReport) -> bytes | None:
+    missing = [(c.name, c.missing_share) for c in report.columns if c.missing_share > 0][:25]
+    if not missing:
+        return None
+    fig, ax = _figure(5.5, max(2.5, 0.28 * len(missing) + 1))
+    ax.barh([m[0] for m in missing][::-1], [m[1] for m in missing][::-1], color="#d08c2a")
+    ax.set_title("share of missing values")
+    return _png(fig)
+
+
+def _plot_histograms(report: TriageReport) -> bytes | None:
+    columns = [c for c in report.columns if c.histogram and c.histogram["counts"]][:MAX_HISTOGRAMS]
+    if not columns:
+        return None
+    import matplotlib.pyplot as plt
+
+    cols = 4
+    rows = (len(columns) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.3 * rows), dpi=90, squeeze=False)
+    for ax, c in zip(axes.flat, columns, strict=False):
+        edges, counts = c.histogram["edges"], c.histogram["counts"]
+        ax.bar(edges[:-1], counts, width=[b - a for a, b in pairwise(edges)], align="edge", color="#4a7bb7")
+        ax.set_title(c.name, fontsize=10)
+        ax.tick_params(labelsize=8)
+    for ax in list(axes.flat)[len(columns) :]:
+        ax.axis("off")
+    fig.suptitle("numeric columns (1st to 99th percentile)")
+    return _png(fig)
