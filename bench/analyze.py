@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -111,12 +112,15 @@ def ensure_ydata() -> Path:
     python = YDATA_VENV / "bin" / "python"
     if not python.is_file():
         subprocess.run([sys.executable, "-m", "venv", str(YDATA_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", YDATA_PIN, "pyarrow<26", "setuptools<81"], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", YDATA_PIN, "pyarrow<26", "setuptools<81"], check=True
+        )
     return python
 
 
 def run_child(python: str, code: str, data: Path, work: Path) -> dict[str, float]:
-    work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # a fresh store: a reused snapshot would measure nothing
+    work.mkdir(parents=True)
     env = os.environ | {"OMP_NUM_THREADS": "2", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
     start = time.perf_counter()
     done = subprocess.run(

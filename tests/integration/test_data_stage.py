@@ -59,7 +59,7 @@ def test_analyze_json_html_list_show_and_validate(project_dir: Path, tmp_path: P
     assert payload["triage"]["target"]["name"] == "income"  # taken from keel.yaml
     assert payload["triage"]["split"]["strategy"] == "stratified"
     page = (tmp_path / "r.html").read_text()
-    assert page.count("data:image/png;base64,") >= 3 and "Findings" in page
+    assert page.count("data:image/png;base64,") == 2 and "Findings" in page
     listed = keel("data", "list", cwd=project_dir, check=True).stdout
     assert payload["digest"][:12] in listed
     shown = keel("data", "show", payload["digest"][:8], cwd=project_dir, check=True).stdout

@@ -9,7 +9,7 @@ from keel.data.contract import build_contract, validate_frame
 def _contract(data: pd.DataFrame):
     from keel.data.triage import TriageOptions, triage
 
-    return build_contract(data, "y", triage(data, TriageOptions(target="y")).columns)
+    return build_contract(triage(data, TriageOptions(target="y")))
 
 
 def reference(rng: np.random.Generator) -> pd.DataFrame:

@@ -58,7 +58,7 @@ def train(
     step("snapshotting and triaging the data")
     dataset = snapshot(project.data_path, store, TriageOptions.from_config(project.config))
     allowed = check_blocking(dataset, allow or {})
-    data = prepare(dataset.load(), cfg, str(project.data_path))
+    data = prepare(dataset.load(), cfg, str(project.data_path), dataset.triage)
     step("connecting to the tracking store")
     if tracker is None:
         from keel.tracking.mlflow_tracker import MlflowTracker

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from keel.data.infer import MAX_ONE_HOT, ColumnRole, column_role, describe_column
-from keel.schema import CATEGORICAL, NUMERIC, InputSchema
+from keel.data.infer import MAX_ONE_HOT
+from keel.schema import CATEGORICAL, NUMERIC, Column, InputSchema
 
 EXAMPLES = 3
 CHECK_NAMES = {"not_nullable": "null where none were", "in_range": "out of range", "isin": "unseen category"}
@@ -69,21 +69,42 @@ class Contract:
         return cls(InputSchema.from_dict(raw), tuple(raw.get("other_columns", ())))
 
 
-def build_contract(frame: Any, target: str | None, columns: list[Any]) -> Contract:
-    """The contract of a data set from its triage's column stats: typed columns (features, dropped
-    features and the target) are checked, every other column is known by name."""
-    typed = [ColumnRole(c.name, c.semantic, True) for c in columns if _checkable(c.semantic, c.unique)]
-    if target is not None:
-        role = column_role(target, frame[target])
-        if role.semantic in ("numeric", "categorical", "boolean"):
-            typed.append(role)
-    schema = InputSchema(tuple(describe_column(frame[r.name], r) for r in typed))
+def build_contract(report: Any) -> Contract:
+    """The contract of a data set from its triage report (no second pass over the data): typed
+    columns (features, dropped features, the target) are checked, every other column is known."""
+    columns = []
+    for c in report.columns:
+        if c.semantic == "numeric" and c.numeric:
+            columns.append(
+                Column(
+                    c.name, NUMERIC, nullable=c.missing_share > 0, minimum=c.numeric["min"], maximum=c.numeric["max"]
+                )
+            )
+        elif c.categories is not None:
+            columns.append(Column(c.name, CATEGORICAL, nullable=c.missing_share > 0, categories=tuple(c.categories)))
+    target = report.target
+    if target is not None and target.task is not None:
+        if target.task == "regression" and target.stats:
+            columns.append(
+                Column(
+                    target.name,
+                    NUMERIC,
+                    nullable=target.missing > 0,
+                    minimum=target.stats["min"],
+                    maximum=target.stats["max"],
+                )
+            )
+        elif target.classes:
+            columns.append(
+                Column(target.name, CATEGORICAL, nullable=target.missing > 0, categories=tuple(sorted(target.classes)))
+            )
+    schema = InputSchema(tuple(columns))
+    options = report.options
+    names = [c.name for c in report.columns] + [
+        n for n in (options.target, options.time_column, options.split_column) if n
+    ]
     checked = set(schema.names)
-    return Contract(schema, tuple(str(c) for c in frame.columns if c not in checked))
-
-
-def _checkable(semantic: str, unique: int) -> bool:
-    return semantic == "numeric" or (semantic in ("categorical", "boolean") and unique <= MAX_ONE_HOT)
+    return Contract(schema, tuple(n for n in dict.fromkeys(names) if n not in checked))
 
 
 def validate_frame(frame: Any, contract: Contract, against: str) -> ValidationReport:

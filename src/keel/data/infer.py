@@ -40,20 +40,24 @@ class ColumnRole:
 
 
 def column_role(name: str, series: Any, unique: int | None = None) -> ColumnRole:
-    """The role of one column, by the rules in this module's table (``unique``: its distinct count, if known)."""
-    import pandas as pd
+    """The role of one column (a polars Series), by the rules in this module's table.
 
-    non_null = int(series.notna().sum())
+    ``unique`` is its distinct count without missing values, when already known.
+    """
+    import polars as pl
+
+    non_null = len(series) - series.null_count()
     if non_null == 0:
         return ColumnRole(name, "empty", False, "all values are missing")
-    unique = int(series.nunique(dropna=True)) if unique is None else unique
+    unique = int(series.drop_nulls().n_unique()) if unique is None else unique
+    dtype = series.dtype
     if unique == 1:
         return ColumnRole(name, "constant", False, "has a single value")
-    if pd.api.types.is_bool_dtype(series):
+    if dtype == pl.Boolean:
         return ColumnRole(name, "boolean", True)
-    if pd.api.types.is_datetime64_any_dtype(series):
+    if dtype.is_temporal():
         return ColumnRole(name, "datetime", False, "datetime features are not derived yet")
-    if pd.api.types.is_numeric_dtype(series):
+    if dtype.is_numeric():
         if _is_row_id(name, series, unique, non_null):
             return ColumnRole(name, "identifier", False, f"integer row id ({unique:,} distinct in {non_null:,} rows)")
         return ColumnRole(name, "numeric", True)
@@ -68,14 +72,14 @@ def column_role(name: str, series: Any, unique: int | None = None) -> ColumnRole
     return ColumnRole(name, "categorical", True)
 
 
-def infer_roles(frame: Any, exclude: tuple[str, ...] = (), uniques: dict[Any, int] | None = None) -> list[ColumnRole]:
-    """Roles of every column; ``exclude`` (target, dropped columns) are left out."""
+def infer_roles(frame: Any, exclude: tuple[str, ...] = (), uniques: dict[str, int] | None = None) -> list[ColumnRole]:
+    """Roles of every column of a polars DataFrame; ``exclude`` (target, ...) are left out."""
     known = uniques or {}
     return [column_role(name, frame[name], known.get(name)) for name in frame.columns if name not in exclude]
 
 
 def infer_schema(frame: Any, roles: list[ColumnRole]) -> InputSchema:
-    """The input schema of the feature columns, with ranges and categories seen."""
+    """The input schema of the feature columns of a pandas DataFrame, with ranges and categories seen."""
     return InputSchema(tuple(describe_column(frame[r.name], r) for r in roles if r.feature))
 
 
@@ -89,16 +93,16 @@ def describe_column(series: Any, role: ColumnRole) -> Column:
 
 
 def _is_row_id(name: str, series: Any, unique: int, non_null: int) -> bool:
-    import pandas as pd
-
-    if not pd.api.types.is_integer_dtype(series) or unique < 0.99 * non_null or non_null < IDENTIFIER_MIN_UNIQUE:
+    if not series.dtype.is_integer() or unique < 0.99 * non_null or non_null < IDENTIFIER_MIN_UNIQUE:
         return False
-    return bool(ID_NAME.search(str(name))) or bool(series.is_monotonic_increasing)
+    return bool(ID_NAME.search(str(name))) or bool(series.null_count() == 0 and series.is_sorted())
 
 
 def _is_text(series: Any) -> bool:
-    sample = series.dropna()
+    import polars as pl
+
+    sample = series.drop_nulls()
     if len(sample) > SAMPLE_FOR_TEXT:
-        sample = sample.sample(SAMPLE_FOR_TEXT, random_state=0)
-    words = sample.astype("str").str.split().str.len()
-    return bool(len(words)) and float(words.median()) >= TEXT_MIN_MEDIAN_WORDS
+        sample = sample.sample(SAMPLE_FOR_TEXT, seed=0)
+    words = sample.cast(pl.String).str.count_matches(r"\S+")
+    return len(words) > 0 and float(words.median()) >= TEXT_MIN_MEDIAN_WORDS

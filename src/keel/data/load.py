@@ -63,6 +63,30 @@ def _read(file: Path, fmt: str) -> Any:
         ) from None
 
 
+def load_frame(path: Path | str) -> Any:
+    """A polars DataFrame of a data file (for triage); same checks and errors as ``load_table``."""
+    import polars as pl
+
+    file = Path(path)
+    fmt = _check_file(file)
+    if fmt != "parquet":
+        return pl.from_pandas(load_table(file))
+    try:
+        frame = pl.read_parquet(file)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"cannot read {file} as parquet: {first}",
+            hint="Check that the file is complete and of the type its name says.",
+        ) from None
+    if frame.width == 0 or frame.height == 0:
+        raise DataError(
+            f"{file} has a header but no rows." if frame.width else f"{file} has no columns.",
+            hint="Point keel at a file with data.",
+        )
+    return frame
+
+
 def iter_table(path: Path | str, rows: int = 65_536) -> tuple[Any, int | None]:
     """(iterator of DataFrame chunks of at most ``rows`` rows, total rows if known).
 

@@ -35,11 +35,8 @@ def render_html(report: TriageReport, *, title: str, digest: str) -> str:
         f"{_target_line(report)} · {report.duplicate_rows:,} exact duplicate rows</p>",
         _findings(report),
         _split(report),
-        "<h2>Plots</h2><div class='grid'>",
-        _img(_plot_target(report)),
-        _img(_plot_strength(report)),
-        _img(_plot_missing(report)),
-        "</div>",
+        "<h2>Plots</h2>",
+        _img(_plot_overview(report)),
         _img(_plot_histograms(report)),
         _columns(report),
         "</body></html>",
@@ -105,80 +102,99 @@ def _img(png: bytes | None) -> str:
     return f"<img alt='plot' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
 
 
-def _figure(width: float, height: float) -> tuple[Any, Any]:
+DPI = 80
+
+
+def _png(fig: Any, tight: bool = True) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    if tight:
+        fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _plot_overview(report: TriageReport) -> bytes | None:
+    """Target, single-column strength and missing shares side by side, as one figure."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(width, height), dpi=90)
-
-
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def _plot_target(report: TriageReport) -> bytes | None:
-    target = report.target
-    if target is None:
+    panels = [p for p in (_draw_target, _draw_strength, _draw_missing) if p(report, None)]
+    if not panels:
         return None
-    fig, ax = _figure(5.5, 3.2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
+    for draw, ax in zip(panels, axes.flat, strict=True):
+        draw(report, ax)
+    return _png(fig)
+
+
+def _bars(ax: Any, edges: list[float], counts: list[float]) -> None:
+    ax.bar(edges[:-1], counts, width=[b - a for a, b in pairwise(edges)], align="edge", color="#4a7bb7")
+
+
+def _draw_target(report: TriageReport, ax: Any) -> bool:
+    target = report.target
+    if target is None or not (target.histogram or target.classes):
+        return False
+    if ax is None:
+        return True
     if target.task == "regression" and target.histogram:
-        edges, counts = target.histogram["edges"], target.histogram["counts"]
-        ax.bar(edges[:-1], counts, width=[b - a for a, b in pairwise(edges)], align="edge", color="#4a7bb7")
+        _bars(ax, target.histogram["edges"], target.histogram["counts"])
     elif target.classes:
         labels = list(target.classes)[:20]
         ax.bar(range(len(labels)), [target.classes[k] for k in labels], color="#4a7bb7")
         ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.set_title(f"target: {target.name}")
-    return _png(fig)
+    return True
 
 
-def _plot_strength(report: TriageReport) -> bytes | None:
+def _draw_strength(report: TriageReport, ax: Any) -> bool:
     strengths = report.strengths[:20]
-    if not strengths:
-        return None
+    if not strengths or ax is None:
+        return bool(strengths)
     flagged = {f.column for f in report.findings if f.check.startswith("leak.")}
-    fig, ax = _figure(5.5, max(2.5, 0.28 * len(strengths) + 1))
     names = [s.column for s in strengths][::-1]
-    skills = [s.skill for s in strengths][::-1]
-    ax.barh(names, skills, color=["#c62828" if n in flagged else "#4a7bb7" for n in names])
+    ax.barh(names, [s.skill for s in strengths][::-1], color=["#c62828" if n in flagged else "#4a7bb7" for n in names])
     ax.set_xlim(0, 1)
-    ax.set_title("each column alone (skill, 5-fold; red = leak candidate)")
-    return _png(fig)
+    ax.set_title("each column alone: skill, 5-fold (red: leak candidate)", fontsize=10)
+    ax.tick_params(labelsize=8)
+    return True
 
 
-def _plot_missing(report: TriageReport) -> bytes | None:
+def _draw_missing(report: TriageReport, ax: Any) -> bool:
     missing = [(c.name, c.missing_share) for c in report.columns if c.missing_share > 0][:25]
-    if not missing:
-        return None
-    fig, ax = _figure(5.5, max(2.5, 0.28 * len(missing) + 1))
+    if not missing or ax is None:
+        return bool(missing)
     ax.barh([m[0] for m in missing][::-1], [m[1] for m in missing][::-1], color="#d08c2a")
-    ax.set_title("share of missing values")
-    return _png(fig)
+    ax.set_title("share of missing values", fontsize=10)
+    ax.tick_params(labelsize=8)
+    return True
 
 
 def _plot_histograms(report: TriageReport) -> bytes | None:
     columns = [c for c in report.columns if c.histogram and c.histogram["counts"]][:MAX_HISTOGRAMS]
     if not columns:
         return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     cols = 4
     rows = (len(columns) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.3 * rows), dpi=90, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.2 * rows), squeeze=False)
     for ax, c in zip(axes.flat, columns, strict=False):
-        edges, counts = c.histogram["edges"], c.histogram["counts"]
-        ax.bar(edges[:-1], counts, width=[b - a for a, b in pairwise(edges)], align="edge", color="#4a7bb7")
-        ax.set_title(c.name, fontsize=10)
-        ax.tick_params(labelsize=8)
+        _bars(ax, c.histogram["edges"], c.histogram["counts"])
+        ax.set_title(c.name, fontsize=9)
+        ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(columns) :]:
         ax.axis("off")
     fig.suptitle("numeric columns (1st to 99th percentile)")
-    return _png(fig)
+    fig.subplots_adjust(
+        left=0.06, right=0.98, top=1 - 0.5 / (2.2 * rows), bottom=0.35 / (2.2 * rows) + 0.02, hspace=0.6, wspace=0.3
+    )
+    return _png(fig, tight=False)

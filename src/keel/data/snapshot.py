@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from keel.data.contract import Contract, build_contract
-from keel.data.load import load_table
+from keel.data.load import load_frame, load_table
 from keel.data.triage import TRIAGE_VERSION, TriageOptions, TriageReport, triage
 from keel.errors import DataError, closest
 from keel.store import Store, atomic_write_json, publish_dir, read_json, sha256_file, staging_dir
@@ -62,10 +62,10 @@ def snapshot(
         current = version.triage.version == TRIAGE_VERSION
         if current and version.triage.options == options and version.test_digest == test_digest:
             return version
-        return _retriage(folder, version.load(), options, test, test_digest)
-    frame = load_table(source)
-    report = triage(frame, options, load_table(test) if test is not None else None)
-    return _write(folder, source, digest, frame, report, test_digest)
+        return _retriage(folder, load_frame(version.file), options, test, test_digest)
+    frame = load_frame(source)
+    report = triage(frame, options, load_frame(test) if test is not None else None)
+    return _write(folder, source, digest, frame.shape, report, test_digest)
 
 
 def check_target(frame: Any, target: str | None, source: Path | str) -> None:
@@ -97,16 +97,16 @@ def list_snapshots(store: Store) -> list[DatasetVersion]:
 def _retriage(
     folder: Path, frame: Any, options: TriageOptions, test: Path | str | None, test_digest: str | None
 ) -> DatasetVersion:
-    report = triage(frame, options, load_table(test) if test is not None else None)
+    report = triage(frame, options, load_frame(test) if test is not None else None)
     atomic_write_json(folder / "triage.json", report.to_dict())
-    atomic_write_json(folder / "contract.json", build_contract(frame, options.target, report.columns).to_dict())
+    atomic_write_json(folder / "contract.json", build_contract(report).to_dict())
     meta = read_json(folder / "meta.json") | {"test_digest": test_digest}
     atomic_write_json(folder / "meta.json", meta)
     return _read(folder)
 
 
 def _write(
-    folder: Path, source: Path, digest: str, frame: Any, report: TriageReport, test_digest: str | None
+    folder: Path, source: Path, digest: str, shape: tuple[int, int], report: TriageReport, test_digest: str | None
 ) -> DatasetVersion:
     staged = staging_dir(folder)
     try:
@@ -116,12 +116,12 @@ def _write(
             "digest": digest,
             "source": str(source.resolve()),
             "file": f"data{source.suffix.lower()}",
-            "rows": int(frame.shape[0]),
-            "columns": int(frame.shape[1]),
+            "rows": int(shape[0]),
+            "columns": int(shape[1]),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "test_digest": test_digest,
         }
-        contract = build_contract(frame, report.options.target, report.columns)
+        contract = build_contract(report)
         atomic_write_json(staged / "triage.json", report.to_dict())
         atomic_write_json(staged / "contract.json", contract.to_dict())
         atomic_write_json(staged / "meta.json", meta)

@@ -47,7 +47,7 @@ def recommend_split(
     if time_column:
         return SplitAdvice(
             "time",
-            f"'{time_column}' orders the rows: test on the latest rows so the model never learns from the future",
+            f"rows have a time ('{time_column}'): test on the latest rows so the model never learns from the future",
         )
     rare = classification and minority_share is not None and minority_share < RARE_CLASS
     if rows < KFOLD_BELOW:

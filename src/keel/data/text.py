@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -39,8 +40,8 @@ def _signatures(texts: list[str]) -> list[Any]:
     return list(MinHash.bulk(shingles, num_perm=NUM_PERM, seed=1))
 
 
-def near_duplicates(values: Any, seed: int = 0) -> NearDuplicates:
-    """Near-copies within one text column (exact copies are counted elsewhere)."""
+def near_duplicates(values: Iterable[Any], seed: int = 0) -> NearDuplicates:
+    """Near-copies within one text column's values (exact copies are counted elsewhere)."""
     from datasketch import MinHashLSH
 
     texts = _distinct_sample(values, seed)
@@ -58,7 +59,7 @@ def near_duplicates(values: Any, seed: int = 0) -> NearDuplicates:
     return NearDuplicates(len(texts), len(flagged), examples)
 
 
-def near_overlap(train: Any, test: Any) -> int:
+def near_overlap(train: Iterable[Any], test: Iterable[Any]) -> int:
     """How many distinct test texts have a near-copy among the training texts."""
     from datasketch import MinHashLSH
 
@@ -69,8 +70,8 @@ def near_overlap(train: Any, test: Any) -> int:
     return sum(1 for sig in _signatures(test_texts) if lsh.query(sig))
 
 
-def _distinct_sample(values: Any, seed: int) -> list[str]:
-    texts = sorted({normalise(str(v)) for v in values.dropna()})
+def _distinct_sample(values: Iterable[Any], seed: int) -> list[str]:
+    texts = sorted({normalise(str(v)) for v in values if v is not None and v == v})
     if len(texts) > SAMPLE:
         rng = np.random.default_rng(seed)
         texts = [texts[i] for i in sorted(rng.choice(len(texts), SAMPLE, replace=False))]

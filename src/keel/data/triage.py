@@ -27,7 +27,7 @@ MAX_CLASSES_LISTED = 50
 DROPPED = "dropped in keel.yaml"
 SEVERITY_ORDER = {"block": 0, "warn": 1, "info": 2}
 # Bump when triage's rules change: stored reports of another version are recomputed, not reused.
-TRIAGE_VERSION = 4
+TRIAGE_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,16 @@ class TriageReport:
 
 
 def triage(frame: Any, options: TriageOptions, test_frame: Any = None) -> TriageReport:
-    """Describe ``frame`` and find what would make a model trained on it misleading."""
+    """Describe ``frame`` (polars or pandas) and find what would make a model trained on it misleading."""
+    import polars as pl
+
+    frame = frame if isinstance(frame, pl.DataFrame) else pl.from_pandas(frame)
+    if test_frame is not None and not isinstance(test_frame, pl.DataFrame):
+        test_frame = pl.from_pandas(test_frame)
     _check_columns(frame, options)
     special = tuple(c for c in (options.target, options.time_column, options.split_column) if c)
-    uniques = {name: int(frame[name].nunique(dropna=True)) for name in frame.columns if name not in special}
+    names = [c for c in frame.columns if c not in special]
+    uniques = dict(zip(names, frame.select(pl.col(c).drop_nulls().n_unique() for c in names).row(0), strict=True))
     roles = infer_roles(frame, exclude=special, uniques=uniques)
     dropped = set(options.drop)
     columns = [
@@ -114,9 +120,9 @@ def triage(frame: Any, options: TriageOptions, test_frame: Any = None) -> Triage
         )
         for r in roles
     ]
-    hashes = _row_hashes(frame, [c for c in frame.columns if c != options.split_column])
-    duplicates = len(hashes) - len(np.unique(hashes))
-    findings = _column_findings(columns, duplicates, len(frame))
+    hashes = frame.select(c for c in frame.columns if c != options.split_column).hash_rows(seed=0)
+    duplicates = len(hashes) - hashes.n_unique()
+    findings = _column_findings(columns, duplicates, frame.height)
     findings += leakage.identifier_findings([r for r in roles if r.name not in dropped])
     time_found, time_candidate = leakage.time_findings(frame, options.time_column, roles)
     findings += time_found
@@ -125,12 +131,16 @@ def triage(frame: Any, options: TriageOptions, test_frame: Any = None) -> Triage
     if options.target:
         target, target_findings, strengths = _analyse_target(frame, options, columns)
         findings += target_findings
-    findings += _split_findings(frame, options, test_frame, hashes)
+    if options.split_column or test_frame is not None:
+        findings += _split_findings(frame, options, test_frame, hashes.to_numpy())
     split = _advice(
-        len(frame), target, options.time_column or time_candidate, bool(options.split_column) or test_frame is not None
+        frame.height,
+        target,
+        options.time_column or time_candidate,
+        bool(options.split_column) or test_frame is not None,
     )
     findings.sort(key=lambda f: SEVERITY_ORDER[f.severity])
-    return TriageReport(len(frame), columns, duplicates, target, findings, split, strengths, options)
+    return TriageReport(frame.height, columns, duplicates, target, findings, split, strengths, options)
 
 
 def _check_columns(frame: Any, options: TriageOptions) -> None:
@@ -148,9 +158,8 @@ def _check_columns(frame: Any, options: TriageOptions) -> None:
 
 
 def _row_hashes(frame: Any, columns: list[Any]) -> np.ndarray:
-    import pandas as pd
-
-    return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+    """One 64-bit hash per row of ``columns`` (equal rows, equal hashes)."""
+    return frame.select(columns).hash_rows(seed=0).to_numpy()
 
 
 def _column_findings(columns: list[ColumnStats], duplicates: int, rows: int) -> list[Finding]:
@@ -182,7 +191,7 @@ def _text_findings(frame: Any, columns: list[ColumnStats]) -> list[Finding]:
     for col in columns:
         if col.semantic != "text":
             continue
-        near = near_duplicates(frame[col.name])
+        near = near_duplicates(frame[col.name].drop_nulls().to_list())
         if near.rows_with_near_copy:
             example = f" e.g. {near.examples[0][0]!r} ~ {near.examples[0][1]!r}" if near.examples else ""
             out.append(
@@ -201,7 +210,8 @@ def _text_findings(frame: Any, columns: list[ColumnStats]) -> list[Finding]:
 def _analyse_target(
     frame: Any, options: TriageOptions, columns: list[ColumnStats]
 ) -> tuple[TargetSummary, list[Finding], list[Strength]]:
-    series = frame[options.target]
+
+    series = frame[options.target].to_pandas()
     present = series.dropna()
     findings = []
     if series.isna().any():
@@ -225,15 +235,18 @@ def _analyse_target(
     task, reason = infer_task(present)
     summary = _target_summary(series, task, reason)
     findings += _target_findings(summary)
-    mask = series.notna().to_numpy()
-    y, _ = encode_target(present, task)
-    sub = frame[mask] if not mask.all() else frame
     usable = [c.name for c in columns if c.feature and c.semantic != "text"]
-    strengths = leakage.column_strengths(sub, y, task, usable, seed=options.seed)
-    findings += leakage.strength_findings(strengths, task, len(sub))
+    labelled = frame[options.target].is_not_null().arg_true().to_numpy()
+    if len(labelled) > leakage.STRENGTH_SAMPLE:
+        rng = np.random.default_rng(options.seed)
+        labelled = np.sort(rng.choice(labelled, leakage.STRENGTH_SAMPLE, replace=False))
+    sample = frame.select([*usable, options.target])[labelled].to_pandas()
+    y, _ = encode_target(sample[options.target], task)
+    strengths = leakage.column_strengths(sample, y, task, usable, seed=options.seed)
+    findings += leakage.strength_findings(strengths, task, frame.height)
     if task == "regression":
         numeric = [s.column for s in strengths if s.column in {c.name for c in columns if c.numeric}][:20]
-        findings += leakage.sum_findings(sub, y, numeric)
+        findings += leakage.sum_findings(sample, y, numeric)
     return summary, findings, strengths
 
 
@@ -290,11 +303,11 @@ def _target_findings(target: TargetSummary) -> list[Finding]:
 
 def _split_findings(frame: Any, options: TriageOptions, test_frame: Any, hashes: np.ndarray) -> list[Finding]:
     if options.split_column:
-        train, test = given_split(frame[options.split_column], options.split_column)
+        train, test = given_split(frame[options.split_column].to_pandas(), options.split_column)
         out = leakage.overlap_findings(hashes[train], hashes[test])
         if options.time_column:
             times = frame[options.time_column]
-            out += leakage.split_order_findings(times.iloc[train], times.iloc[test], options.time_column)
+            out += leakage.split_order_findings(times.gather(train), times.gather(test), options.time_column)
         return out
     if test_frame is None:
         return []
@@ -304,7 +317,7 @@ def _split_findings(frame: Any, options: TriageOptions, test_frame: Any, hashes:
             f"the test file lacks column(s) {', '.join(map(repr, missing))} of the data.",
             hint="Train and test files must have the same columns.",
         )
-    out = leakage.overlap_findings(hashes, _row_hashes(test_frame, list(frame.columns)))
+    out = leakage.overlap_findings(hashes, _row_hashes(test_frame.select(frame.columns), list(frame.columns)))
     if options.time_column:
         out += leakage.split_order_findings(
             frame[options.time_column], test_frame[options.time_column], options.time_column

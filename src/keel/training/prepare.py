@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from keel.config import ProjectConfig
-from keel.data.infer import infer_roles, infer_schema
+from keel.data.infer import ColumnRole, infer_schema
 from keel.data.snapshot import check_target
 from keel.data.split import given_split, holdout_split, time_split
 from keel.data.target import encode_target
+from keel.data.triage import TriageReport
 from keel.errors import ConfigError, DataError, TrainingError
 from keel.planning.rules import Plan, make_plan
 from keel.schema import InputSchema
@@ -35,15 +36,17 @@ class Prepared:
         return {name: values[index] for name, values in self.x.items()}
 
 
-def prepare(frame: Any, config: ProjectConfig, source: str) -> Prepared:
-    """Validate columns, decide the task, encode the target and split, by the config's rules."""
+def prepare(frame: Any, config: ProjectConfig, source: str, triage: TriageReport) -> Prepared:
+    """Validate columns, decide the task, encode the target and split, by the config's rules.
+
+    Column roles come from the data's triage, so training and triage cannot disagree on them.
+    """
     check_target(frame, config.target, source)
     _check_columns(frame, config)
     frame = frame[frame[config.target].notna()].reset_index(drop=True)
     if len(frame) < 10:
         raise TrainingError(f"only {len(frame)} rows have a target value; keel needs at least 10 to train.")
-    special = tuple(c for c in (config.target, config.time_column, config.split_column) if c)
-    roles = infer_roles(frame, exclude=(*special, *config.drop))
+    roles = [ColumnRole(c.name, c.semantic, c.feature, c.reason) for c in triage.columns]
     schema = infer_schema(frame, roles)
     if not schema.columns:
         raise TrainingError(
