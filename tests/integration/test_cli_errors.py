@@ -56,3 +56,11 @@ def test_version_and_help(tmp_path: Path) -> None:
     helptext = keel("--help", cwd=tmp_path, check=True).stdout
     for command in ("analyze", "train", "export", "promote", "rollback", "serve", "predict", "monitor", "run"):
         assert command in helptext
+
+
+def test_usage_errors_are_usage_errors_not_internal_ones(tmp_path: Path) -> None:
+    for args in (("train", "--nope"), ("promote", "a", "b", "c")):
+        result = keel(*args, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+        assert "No such option" in result.stderr or "unexpected extra argument" in result.stderr

@@ -106,3 +106,13 @@ needs_shared = pytest.mark.skipif(not SHARED_DATASETS.is_dir(), reason="../share
 def test_triage_finds_what_the_shared_data_sets_hide(name: str, options: TriageOptions, expected: set[str]) -> None:
     report = triage(load_table(SHARED_DATASETS / f"{name}.parquet"), options)
     assert expected <= {f.id for f in report.findings}
+
+
+def test_analyze_with_a_separate_test_file(project_dir: Path) -> None:
+    pd.read_parquet(project_dir / "adult_sample.parquet").head(100).to_parquet(project_dir / "test.parquet")
+    result = keel("analyze", "adult_sample.parquet", "--test", "test.parquet", cwd=project_dir, check=True)
+    assert "block leak.train_test_overlap: 100 test rows (100.0%) are exact copies" in result.stdout
+    assert "recommended split: given" in result.stdout
+    both = keel("analyze", "adult_sample.parquet", "--test", "test.parquet", "--split-column", "split",
+                cwd=project_dir)
+    assert both.returncode == 2 and "either --split-column or --test" in both.stderr

@@ -102,3 +102,32 @@ def test_string_identifiers_are_named(rng: np.random.Generator) -> None:
     data["customer"] = [f"c{i:05d}" for i in range(len(data))]
     report = triage(data, TriageOptions(target="y"))
     assert "leak.identifier:customer" in ids(report)
+
+
+def test_a_separate_test_file_sharing_rows_and_texts(rng: np.random.Generator) -> None:
+    words = [
+        "please",
+        "call",
+        "our",
+        "office",
+        "today",
+        "about",
+        "the",
+        "free",
+        "prize",
+        "you",
+        "have",
+        "won",
+        "in",
+        "the",
+        "weekly",
+        "draw",
+    ]
+    texts = [" ".join(rng.permutation(words)) + f" ref {i}" for i in range(200)]
+    train = pd.DataFrame({"text": texts, "n": rng.normal(size=200), "y": rng.choice(["a", "b"], 200)})
+    test = pd.concat([train.iloc[:5], train.iloc[5:25].assign(text=lambda d: d["text"] + " now")], ignore_index=True)
+    report = triage(train, TriageOptions(target="y"), test_frame=test)
+    found = {f.check: f for f in report.findings}
+    assert found["leak.train_test_overlap"].evidence["rows"] == 5
+    assert found["leak.train_test_near_overlap"].evidence["texts"] >= 20
+    assert report.split.strategy == "given"

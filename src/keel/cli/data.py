@@ -37,7 +37,9 @@ def analyze(
     from keel.data.triage import TriageOptions
 
     if split_column and test:
-        raise typer.BadParameter("give either --split-column or --test, not both")
+        from keel.errors import ConfigError
+
+        raise ConfigError("give either --split-column or --test, not both.")
     project = _project_if_any(ctx)
     options = TriageOptions(target, (), time_column, split_column)
     if project is not None:

@@ -77,14 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         return result if isinstance(result, int) else 0  # click returns an Exit's code here
     except KeelError as exc:
         return _fail(str(exc), exc.exit_code, debug)
-    except (click.exceptions.Exit, typer.Exit) as exc:  # typer 0.29's Exit is not click's
+    except (click.exceptions.Exit, typer.Exit) as exc:  # typer 0.29 vendors its own click: its Exit is not click's
         return int(getattr(exc, "exit_code", 0) or 0)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except (click.Abort, KeyboardInterrupt):
+    except (click.Abort, typer.Abort, KeyboardInterrupt):
         return _fail("interrupted.", 130, False)
     except Exception as exc:  # the CLI never shows a bare traceback without --debug
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()  # a usage error (bad option, missing argument), from click or typer's vendored click
+            return int(exc.exit_code)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return _fail(
             f"internal error: {type(exc).__name__}: {first} (run with --debug for the traceback, and please report it)",

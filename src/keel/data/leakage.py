@@ -8,6 +8,7 @@
 | ``leak.identifier`` | warn | an identifier column: one entity's rows can sit in both train and test |
 | ``leak.after_prediction_time`` | warn | a datetime column is later than the time column on >= 1% of rows |
 | ``leak.train_test_overlap`` | block | rows of the test set are exact copies of training rows |
+| ``leak.train_test_near_overlap`` | warn | test texts have a near-copy (MinHash Jaccard >= 0.8) among the training texts |
 | ``split.time_order`` | warn | rows are ordered in time but no time column was named: a random split trains on the future |
 | ``split.time_column`` | warn | a timestamp column exists but no time column was named |
 | ``split.ignores_time_order`` | warn | a given split puts >= 1% of test rows before the latest training row |

@@ -27,7 +27,7 @@ MAX_CLASSES_LISTED = 50
 DROPPED = "dropped in keel.yaml"
 SEVERITY_ORDER = {"block": 0, "warn": 1, "info": 2}
 # Bump when triage's rules change: stored reports of another version are recomputed, not reused.
-TRIAGE_VERSION = 6
+TRIAGE_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,7 @@ def triage(frame: Any, options: TriageOptions, test_frame: Any = None) -> Triage
         findings += target_findings
     if options.split_column or test_frame is not None:
         findings += _split_findings(frame, options, test_frame, hashes.to_numpy())
+        findings += _text_overlap(frame, options, test_frame, columns)
     split = _advice(
         frame.height,
         target,
@@ -322,6 +323,33 @@ def _split_findings(frame: Any, options: TriageOptions, test_frame: Any, hashes:
         out += leakage.split_order_findings(
             frame[options.time_column], test_frame[options.time_column], options.time_column
         )
+    return out
+
+
+def _text_overlap(frame: Any, options: TriageOptions, test_frame: Any, columns: list[ColumnStats]) -> list[Finding]:
+    """Test texts that have a near-copy among the training texts (MinHash)."""
+    from keel.data.split import given_split
+    from keel.data.text import near_overlap
+
+    out = []
+    for col in (c for c in columns if c.semantic == "text"):
+        if options.split_column:
+            train, test = given_split(frame[options.split_column].to_pandas(), options.split_column)
+            train_texts, test_texts = frame[col.name].gather(train), frame[col.name].gather(test)
+        else:
+            train_texts, test_texts = frame[col.name], test_frame[col.name]
+        shared = near_overlap(train_texts.drop_nulls().to_list(), test_texts.drop_nulls().to_list())
+        if shared:
+            out.append(
+                Finding(
+                    "leak.train_test_near_overlap",
+                    "warn",
+                    f"'{col.name}': {shared:,} distinct test texts have a near-copy in the training set "
+                    "(MinHash Jaccard >= 0.8): test scores would be inflated.",
+                    col.name,
+                    {"texts": shared},
+                )
+            )
     return out
 
 
