@@ -113,6 +113,5 @@ def test_analyze_with_a_separate_test_file(project_dir: Path) -> None:
     result = keel("analyze", "adult_sample.parquet", "--test", "test.parquet", cwd=project_dir, check=True)
     assert "block leak.train_test_overlap: 100 test rows (100.0%) are exact copies" in result.stdout
     assert "recommended split: given" in result.stdout
-    both = keel("analyze", "adult_sample.parquet", "--test", "test.parquet", "--split-column", "split",
-                cwd=project_dir)
+    both = keel("analyze", "adult_sample.parquet", "--test", "test.parquet", "--split-column", "split", cwd=project_dir)
     assert both.returncode == 2 and "either --split-column or --test" in both.stderr
