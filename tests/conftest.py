@@ -39,11 +39,15 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20261124)
 
 
-def copy_example(target: Path) -> Path:
-    """The adult example project (keel.yaml + sample data) in a fresh directory."""
+TEST_BUDGET_SECONDS = 4
+
+
+def copy_example(target: Path, budget: float = TEST_BUDGET_SECONDS) -> Path:
+    """The adult example project (keel.yaml + sample data) in a fresh directory, with a short budget."""
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("keel.yaml", "adult_sample.parquet"):
-        shutil.copy(EXAMPLE / name, target / name)
+    shutil.copy(EXAMPLE / "adult_sample.parquet", target / "adult_sample.parquet")
+    config = (EXAMPLE / "keel.yaml").read_text()
+    (target / "keel.yaml").write_text(config.replace("budget_seconds: 30", f"budget_seconds: {budget:g}"))
     return target
 
 

@@ -23,6 +23,7 @@ _API = {
     "load_project": "keel.config",
     "analyze": "keel.api.data",
     "train": "keel.api.train",
+    "TrainOptions": "keel.api.train",
     "export": "keel.api.models",
     "promote": "keel.api.models",
     "rollback": "keel.api.models",

@@ -29,7 +29,6 @@ PROJECT_FILE = "keel.yaml"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
-Family = Literal["baseline", "lightgbm"]
 
 
 class _Section(BaseModel):
@@ -43,16 +42,18 @@ class SplitConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """Which model families to fit, and how many threads each fit may use."""
+    """Model families ('auto': the plan's rule table), the wall-clock budget, threads per fit."""
 
-    families: tuple[Family, ...] = ("baseline", "lightgbm")
+    families: tuple[str, ...] | Literal["auto"] = "auto"
+    budget_seconds: float = Field(60.0, gt=0, le=7 * 24 * 3600)
+    validation_size: float = Field(0.15, gt=0.0, lt=0.5)
     threads: int = Field(2, ge=1, le=256)
 
     @field_validator("families")
     @classmethod
-    def _not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _not_empty(cls, value: tuple[str, ...] | str) -> tuple[str, ...] | str:
         if not value:
-            raise ValueError("list at least one family, e.g. [baseline, lightgbm]")
+            raise ValueError("list at least one family, e.g. [baseline, lightgbm], or say auto")
         return value
 
 
@@ -87,6 +88,7 @@ class ProjectConfig(_Section):
     data: Path
     target: str
     task: Task = "auto"
+    metric: str = "auto"
     drop: tuple[str, ...] = ()
     time_column: str | None = None
     split_column: str | None = None
@@ -123,6 +125,11 @@ class Project:
     def tracking_uri(self) -> str:
         """MLFLOW_TRACKING_URI wins, then the project file, then SQLite in the store."""
         return resolve_tracking_uri(self.store_path, self.config.tracking_uri)
+
+    def with_budget(self, seconds: float) -> Project:
+        """The same project with another training budget (for ``--budget``)."""
+        train = self.config.train.model_copy(update={"budget_seconds": seconds})
+        return Project(config=self.config.model_copy(update={"train": train}), root=self.root)
 
     def with_data(self, data: Path | str) -> Project:
         """The same project reading another data file (for ``--data`` overrides)."""

@@ -54,21 +54,34 @@ def rows(root: Path, n: int, offset: int = 0) -> list[dict[str, object]]:
     return json.loads(frame.to_json(orient="records"))
 
 
-def test_training_tracks_both_families_with_lineage(lifecycle: dict) -> None:
+def test_training_tracks_every_family_trial_and_curve(lifecycle: dict) -> None:
     trained, project = lifecycle["trained"], lifecycle["project"]
-    assert [c.family for c in trained.candidates] == ["baseline", "lightgbm"]
-    assert trained.best.family == "lightgbm"
+    assert [c.family for c in trained.candidates] == ["baseline", "linear", "lightgbm", "xgboost"]
+    assert trained.best.family != "baseline"
     assert trained.best.metrics["roc_auc"] > 0.85 > trained.candidates[0].metrics["roc_auc"]
+    assert (
+        trained.best.metrics["roc_auc_ci_low"]
+        < trained.best.metrics["roc_auc"]
+        < trained.best.metrics["roc_auc_ci_high"]
+    )
     client = MlflowClient(project.tracking_uri)
+    parent = client.get_run(trained.parent_run_id)
+    assert parent.data.tags["keel.role"] == "parent" and "plan" in parent.data.params
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{trained.parent_run_id}'")
+    roles = [r.data.tags["keel.role"] for r in children]
+    assert roles.count("final") == 4 and roles.count("trial") >= 1  # a 4 s budget leaves time for few trials
     for candidate in trained.candidates:
         run = client.get_run(candidate.run_id)
-        assert {"roc_auc", "f1", "accuracy"} <= set(run.data.metrics)
+        assert {"roc_auc", "f1", "accuracy", "roc_auc_ci_low"} <= set(run.data.metrics)
         assert run.data.tags["keel.data_digest"] == trained.data.digest
         assert run.data.tags["keel.version"] == keel.__version__
         assert run.data.tags["keel.seed"] == "42"
         assert run.data.params["family"] == candidate.family
+    booster = next(c for c in trained.candidates if c.family == "lightgbm")
+    curve = client.get_metric_history(booster.run_id, "valid_loss")
+    assert len(curve) == len(booster.curves["valid"]) > 10
     assert trained.version.version == "1"
-    assert trained.version.tags["keel.family"] == "lightgbm"
+    assert trained.version.tags["keel.family"] == trained.best.family
 
 
 def test_export_writes_a_verified_bundle_with_parity(lifecycle: dict) -> None:

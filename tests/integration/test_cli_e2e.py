@@ -31,7 +31,7 @@ def test_train_export_promote_serve_rollback(project_dir: Path, start_server) ->
     analyzed = keel("analyze", "adult_sample.parquet", "--target", "income", cwd=project_dir, check=True)
     assert "5,000 rows" in analyzed.stdout and "<=50K 75.5%" in analyzed.stdout
     trained = keel("train", cwd=project_dir, check=True)
-    assert "registered adult-income@1 (lightgbm" in trained.stdout
+    assert "registered adult-income@1 (" in trained.stdout and "of a 4 s budget" in trained.stdout
     exported = keel("export", cwd=project_dir, check=True)
     assert "parity: max |native - ONNX| probabilities" in exported.stdout
     promoted = keel("promote", cwd=project_dir, check=True)

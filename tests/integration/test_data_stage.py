@@ -33,10 +33,11 @@ def test_training_refuses_a_leak_and_records_an_override(project_dir: Path) -> N
     ):
         api.train(project)
     with pytest.raises(ConfigError, match="--allow leak.nothing matches no blocking finding"):
-        api.train(project, allow={"leak.nothing": "x"})
+        api.train(project, api.TrainOptions(allow={"leak.nothing": "x"}))
     with pytest.raises(ConfigError, match="needs --reason"):
-        api.train(project, allow={"leak.single_column": " "})
-    result = api.train(project, allow={"leak.single_column:income_flag": "a known proxy, accepted for the demo"})
+        api.train(project, api.TrainOptions(allow={"leak.single_column": " "}))
+    allow = {"leak.single_column:income_flag": "a known proxy, accepted for the demo"}
+    result = api.train(project, api.TrainOptions(allow=allow))
     run = MlflowClient(project.tracking_uri).get_run(result.best.run_id)
     assert json.loads(run.data.tags["keel.allowed_checks"]) == {
         "leak.single_column:income_flag": "a known proxy, accepted for the demo"

@@ -9,8 +9,14 @@ import pytest
 from keel.exporting.onnx_convert import convert_pipeline
 from keel.exporting.parity import check_parity, measure_latency
 from keel.features.build import build_pipeline
+from keel.planning.search_space import default_params
 from keel.schema import CATEGORICAL, NUMERIC, Column, InputSchema, arrays_to_frame
 from keel.training.families import make_estimator
+
+
+def lgbm(classification: bool) -> object:
+    return make_estimator("lightgbm", classification, {}, seed=1, threads=1).set_params(n_estimators=100)
+
 
 SCHEMA = InputSchema((Column("num-a", NUMERIC), Column("num b", NUMERIC), Column("cat", CATEGORICAL)))
 
@@ -24,7 +30,7 @@ def data(rng: np.random.Generator, n: int = 600) -> tuple[dict[str, np.ndarray],
     return SCHEMA.frame_to_arrays(pd.DataFrame({"num-a": a, "num b": b, "cat": cat})), signal
 
 
-@pytest.mark.parametrize("family", ["baseline", "lightgbm"])
+@pytest.mark.parametrize("family", ["baseline", "linear", "random_forest", "lightgbm", "xgboost"])
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 def test_every_family_exports_with_parity(rng: np.random.Generator, family: str, task: str) -> None:
     arrays, signal = data(rng)
@@ -35,7 +41,13 @@ def test_every_family_exports_with_parity(rng: np.random.Generator, family: str,
     else:
         y = signal * 1000.0
     classification = task != "regression"
-    pipeline = build_pipeline(SCHEMA, make_estimator(family, classification, seed=1, threads=1))
+    params = default_params(family, task) | ({"n_estimators": 50} if family == "random_forest" else {})
+    estimator = make_estimator(family, classification, params, seed=1, threads=1)
+    if family == "xgboost":
+        estimator.set_params(n_estimators=100, early_stopping_rounds=None)
+    elif family == "lightgbm":
+        estimator.set_params(n_estimators=100)
+    pipeline = build_pipeline(SCHEMA, estimator, scale=family == "linear")
     pipeline.fit(arrays_to_frame(SCHEMA, arrays), y)
     model, schema = convert_pipeline(pipeline, SCHEMA, classification)
     assert [c.input_name for c in schema.columns] == ["num_a", "num_b", "cat"]
@@ -50,8 +62,8 @@ def test_parity_catches_a_graph_that_is_not_the_model(rng: np.random.Generator) 
     arrays, signal = data(rng)
     y = (signal > np.median(signal)).astype(np.int64)
     frame = arrays_to_frame(SCHEMA, arrays)
-    first = build_pipeline(SCHEMA, make_estimator("lightgbm", True, seed=1, threads=1)).fit(frame, y)
-    other = build_pipeline(SCHEMA, make_estimator("lightgbm", True, seed=1, threads=1)).fit(frame, 1 - y)
+    first = build_pipeline(SCHEMA, lgbm(True)).fit(frame, y)
+    other = build_pipeline(SCHEMA, lgbm(True)).fit(frame, 1 - y)
     model, schema = convert_pipeline(other, SCHEMA, True)
     parity = check_parity(first, model, schema, arrays, True, tolerance=1e-5)
     assert not parity.passed
@@ -60,7 +72,7 @@ def test_parity_catches_a_graph_that_is_not_the_model(rng: np.random.Generator) 
 
 def test_latency_is_measured(rng: np.random.Generator) -> None:
     arrays, signal = data(rng, n=200)
-    pipeline = build_pipeline(SCHEMA, make_estimator("lightgbm", False, seed=1, threads=1))
+    pipeline = build_pipeline(SCHEMA, lgbm(False))
     pipeline.fit(arrays_to_frame(SCHEMA, arrays), signal)
     model, schema = convert_pipeline(pipeline, SCHEMA, False)
     latency = measure_latency(model, schema, arrays, repeats=20)

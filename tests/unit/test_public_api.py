@@ -19,6 +19,7 @@ def test_import_keel_loads_no_heavy_library() -> None:
 def test_public_api_is_pinned() -> None:
     assert keel.__all__ == [
         "__version__",
+        "TrainOptions",
         "analyze",
         "build_app",
         "export",

@@ -1,32 +1,35 @@
-"""``train``: fit the baseline and candidate families, track every run, register the best."""
+"""``train``: baselines first, then a budgeted Optuna search per family, final refits, every run
+tracked (nested under one parent run), the best on validation registered."""
 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from keel.config import Project
 from keel.data.snapshot import DatasetVersion, snapshot
 from keel.data.triage import TriageOptions
 from keel.errors import ConfigError, TrainingError
-from keel.evaluation.metrics import is_better
-from keel.planning.rules import Plan
+from keel.evaluation.metrics import bootstrap_interval, is_better
+from keel.planning.rules import REFIT_SHARE, Plan
 from keel.profile import build_profile
 from keel.registry.mlflow_registry import MlflowRegistry, ModelVersion
-from keel.schema import LOG_LABEL
+from keel.schema import LOG_LABEL, arrays_to_frame
 from keel.store import Store
 from keel.tracking import manifest
 from keel.tracking.base import Tracker
-from keel.training.fit import Candidate, fit_candidate, predictions_of
+from keel.training.fit import Candidate, predictions_of, score
 from keel.training.prepare import Prepared, prepare
+from keel.training.search import SearchResult, SearchSettings, TrialReport, refit, search
 
 Step = Callable[[str], None]
+TrialHook = Callable[[TrialReport], None]
 
 
 @dataclass
@@ -39,45 +42,81 @@ class TrainResult:
     best: Candidate
     version: ModelVersion
     tracking_uri: str
+    parent_run_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How this training run differs from keel.yaml's defaults."""
+
+    allow: dict[str, str] | None = None
+    resume: bool = False
+    hypothesis: str = ""
+    started: float | None = None  # time.monotonic() when the command started; the budget counts from it
 
 
 def train(
     project: Project,
+    options: TrainOptions = TrainOptions(),
     *,
-    allow: dict[str, str] | None = None,
     tracker: Tracker | None = None,
     on_step: Step | None = None,
+    on_trial: TrialHook | None = None,
 ) -> TrainResult:
-    """Train every configured family on the project's data and register the best one.
+    """Train every planned family within the budget and register the best one on validation.
 
-    Refuses data whose triage found a blocking problem, unless ``allow`` maps that
+    Refuses data whose triage found a blocking problem, unless ``options.allow`` maps that
     check's id (or its check name) to a reason, which is recorded with every run.
     """
+    started = options.started if options.started is not None else time.monotonic()
     step = on_step or (lambda _message: None)
     cfg, store = project.config, Store(project.store_path).ensure()
     step("snapshotting and triaging the data")
-    dataset = snapshot(project.data_path, store, TriageOptions.from_config(project.config))
-    allowed = check_blocking(dataset, allow or {})
+    dataset = snapshot(project.data_path, store, TriageOptions.from_config(cfg))
+    allowed = check_blocking(dataset, options.allow or {})
     data = prepare(dataset.load(), cfg, str(project.data_path), dataset.triage)
     step("connecting to the tracking store")
     if tracker is None:
         from keel.tracking.mlflow_tracker import MlflowTracker
 
         tracker = MlflowTracker(project.tracking_uri, cfg.name, store.artifacts)
-    tags = _lineage(project, dataset, data)
+    tags = _lineage(project, dataset, data) | {"keel.hypothesis": options.hypothesis}
     if allowed:
         tags["keel.allowed_checks"] = json.dumps(allowed)
-    candidates = []
-    for family in cfg.train.families:
-        step(f"fitting {family} on {len(data.train):,} rows")
-        candidate = fit_candidate(family, data, cfg.seed, cfg.train.threads)
-        step(f"tracking {family}")
-        _track(tracker, candidate, data, tags, cfg.target)
-        candidates.append(candidate)
-    best = _best(candidates, data.plan)
-    step(f"registering {best.family} as a new version of {cfg.name}")
-    version = _register(project, best, tags | {"keel.family": best.family})
-    return TrainResult(dataset, data.plan, candidates, best, version, project.tracking_uri)
+    parent = tracker.start_run("train", tags | {"keel.role": "parent"})
+    try:
+        settings = SearchSettings(
+            f"sqlite:///{store.root.resolve() / 'optuna.db'}",
+            f"{cfg.name}|{dataset.digest[:12]}|s{cfg.seed}",
+            cfg.seed,
+            cfg.train.threads,
+            options.resume,
+        )
+        searched = _search_all(
+            data,
+            settings,
+            started + cfg.train.budget_seconds * (1 - REFIT_SHARE),
+            step,
+            _trial_logger(tracker, parent, tags, on_trial),
+        )
+        candidates = [
+            _final(family, searched.get(family), data, settings, tracker, parent, tags, step)
+            for family in data.plan.families
+        ]
+        best = _best(candidates, data.plan)
+        step(f"logging the {best.family} model")
+        _log_model(tracker, best, data, tags | {"keel.family": best.family})
+        tracker.log_params(parent, {"plan": json.dumps(data.plan.to_dict()), "best_family": best.family})
+        step(f"registering {best.family} as a new version of {cfg.name}")
+        version = _register(project, best, tags | {"keel.family": best.family})
+    except BaseException:
+        tracker.end_run(parent, "FAILED")
+        raise
+    tracker.end_run(parent)
+    return TrainResult(
+        dataset, data.plan, candidates, best, version, project.tracking_uri, parent, time.monotonic() - started
+    )
 
 
 def check_blocking(dataset: DatasetVersion, allow: dict[str, str]) -> dict[str, str]:
@@ -102,6 +141,89 @@ def check_blocking(dataset: DatasetVersion, allow: dict[str, str]) -> dict[str, 
     return {f.id: allow.get(f.id, allow.get(f.check, "")) for f in blocking}
 
 
+def _search_all(
+    data: Prepared, settings: SearchSettings, deadline: float, step: Step, on_trial: TrialHook
+) -> dict[str, SearchResult]:
+    """Each searched family gets an equal share of the time left until ``deadline``."""
+    families = [f for f in data.plan.families if f != "baseline"]
+    results = {}
+    for i, family in enumerate(families):
+        now = time.monotonic()
+        share = now + max(0.0, deadline - now) / (len(families) - i)
+        step(f"searching {family}")
+        results[family] = search(family, data, data.valid, data.search_train, share, settings, on_trial)
+    return results
+
+
+def _final(
+    family: str,
+    searched: SearchResult | None,
+    data: Prepared,
+    settings: SearchSettings,
+    tracker: Tracker,
+    parent: str,
+    tags: dict[str, str],
+    step: Step,
+) -> Candidate:
+    """Refit the family's best parameters, score it on the test rows, track it as a child run."""
+    step(f"refitting {family}")
+    params = searched.best_params if searched else {}
+    candidate = refit(family, params, data, data.search_train, data.valid, settings)
+    candidate.metrics = score(candidate.pipeline, data, data.test)
+    candidate.metrics |= _interval(candidate, data)
+    searched_score = searched.best_value if searched else float("nan")
+    candidate.validation_score = searched_score if math.isfinite(searched_score) else _validation(candidate, data)
+    candidate.trials = searched.trials if searched else 0
+    step(f"tracking {family}")
+    final_tags = tags | {"mlflow.parentRunId": parent, "keel.family": family, "keel.role": "final"}
+    _track(tracker, candidate, final_tags | {"keel.study": searched.study if searched else ""})
+    return candidate
+
+
+def _interval(candidate: Candidate, data: Prepared) -> dict[str, float]:
+    frame = arrays_to_frame(data.schema, data.rows(data.test))
+    pipeline = candidate.pipeline
+    predicted = pipeline.predict_proba(frame) if data.plan.classification else pipeline.predict(frame)
+    low, high = bootstrap_interval(data.plan.metric, data.y[data.test], predicted)
+    return {f"{data.plan.metric}_ci_low": low, f"{data.plan.metric}_ci_high": high}
+
+
+def _validation(candidate: Candidate, data: Prepared) -> float:
+    """A validation score for a candidate the search did not score (the baseline, or no trial finished)."""
+    if data.valid is None:
+        return candidate.metrics[data.plan.metric]  # small data: only the test rows are left out of fitting
+    return score(candidate.pipeline, data, data.valid)[data.plan.metric]
+
+
+def _trial_logger(tracker: Tracker, parent: str, tags: dict[str, str], forward: TrialHook | None) -> TrialHook:
+    """Tracking attached by callback: every trial becomes a nested MLflow run."""
+
+    def log(report: TrialReport) -> None:
+        run = tracker.start_run(
+            f"{report.family} trial {report.number}",
+            {
+                "mlflow.parentRunId": parent,
+                "keel.role": "trial",
+                "keel.family": report.family,
+                "keel.trial": str(report.number),
+                "keel.state": report.state,
+                "keel.data_digest": tags["keel.data_digest"],
+            },
+        )
+        tracker.log_params(run, report.params)
+        metrics = {"seconds": report.seconds}
+        if report.value is not None and math.isfinite(report.value):
+            metrics["validation_score"] = report.value
+        if report.iterations:
+            metrics["iterations"] = float(report.iterations)
+        tracker.log_metrics(run, metrics)
+        tracker.end_run(run, {"complete": "FINISHED", "pruned": "KILLED"}.get(report.state, "FAILED"))
+        if forward is not None:
+            forward(report)
+
+    return log
+
+
 def _lineage(project: Project, dataset: DatasetVersion, data: Prepared) -> dict[str, str]:
     cfg = project.config
     tags = manifest.environment() | {
@@ -113,6 +235,7 @@ def _lineage(project: Project, dataset: DatasetVersion, data: Prepared) -> dict[
         "keel.metric": data.plan.metric,
         "keel.greater_is_better": str(data.plan.greater_is_better).lower(),
         "keel.target": cfg.target,
+        "keel.split": next((d.value for d in data.plan.decisions if d.name == "split"), ""),
     }
     commit = manifest.git_commit(project.root)
     if commit:
@@ -120,37 +243,54 @@ def _lineage(project: Project, dataset: DatasetVersion, data: Prepared) -> dict[
     return tags
 
 
-def _track(tracker: Tracker, candidate: Candidate, data: Prepared, tags: dict[str, str], target: str) -> None:
-    run_id = tracker.start_run(candidate.family, tags | {"keel.family": candidate.family})
+def _track(tracker: Tracker, candidate: Candidate, tags: dict[str, str]) -> None:
+    """A final run per family: parameters, test and validation metrics, training curves."""
+    run_id = tracker.start_run(candidate.family, tags)
     candidate.run_id = run_id
     try:
-        estimator = candidate.pipeline.steps[-1][1]
-        tracker.log_params(run_id, {"family": candidate.family, **estimator.get_params()})
-        tracker.log_metrics(run_id, candidate.metrics | {"fit_seconds": candidate.fit_seconds})
-        candidate.model_uri = tracker.log_model(run_id, candidate.pipeline)
-        with tempfile.TemporaryDirectory() as tmp:
-            _write_run_files(Path(tmp), candidate, data, tags, target)
-            tracker.log_artifacts(run_id, Path(tmp), "keel")
+        tracker.log_params(run_id, {"family": candidate.family, **candidate.params})
+        metrics = candidate.metrics | {"fit_seconds": candidate.fit_seconds, "trials": float(candidate.trials)}
+        if math.isfinite(candidate.validation_score):
+            metrics["validation_score"] = candidate.validation_score
+        if candidate.iterations:
+            metrics["iterations"] = float(candidate.iterations)
+        if candidate.overfit_iteration:
+            metrics["overfit_iteration"] = float(candidate.overfit_iteration)
+        tracker.log_metrics(run_id, metrics)
+        if candidate.curves:
+            tracker.log_curves(run_id, {f"{name}_loss": values for name, values in candidate.curves.items()})
     except BaseException:
         tracker.end_run(run_id, "FAILED")
         raise
     tracker.end_run(run_id)
 
 
-def _write_run_files(folder: Path, candidate: Candidate, data: Prepared, tags: dict[str, str], target: str) -> None:
+def _log_model(tracker: Tracker, candidate: Candidate, data: Prepared, tags: dict[str, str]) -> None:
+    """The chosen model and what export and reproduction need, on its final run."""
+    candidate.model_uri = tracker.log_model(candidate.run_id, candidate.pipeline)
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_run_files(Path(tmp), candidate, data, tags)
+        tracker.log_artifacts(candidate.run_id, Path(tmp), "keel")
+
+
+def _write_run_files(folder: Path, candidate: Candidate, data: Prepared, tags: dict[str, str]) -> None:
     """What export and reproduction need beside the model: schema, meta, hold-out rows, profile."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     meta = {
         "family": candidate.family,
-        "target": target,
+        "params": candidate.params,
+        "iterations": candidate.iterations,
+        "overfit_iteration": candidate.overfit_iteration,
+        "target": tags["keel.target"],
         "classes": data.classes,
         "metrics": candidate.metrics,
+        "validation_score": candidate.validation_score,
         "plan": data.plan.to_dict(),
         "lineage": tags,
     }
-    (folder / "model_meta.json").write_text(json.dumps(meta, indent=2))
+    (folder / "model_meta.json").write_text(json.dumps(meta, indent=2, default=str))
     (folder / "schema.json").write_text(json.dumps(data.schema.to_dict(), indent=2))
     (folder / "requirements.txt").write_text(manifest.frozen_requirements())
     holdout = data.rows(data.test) | {"keel_target": data.y[data.test]}
@@ -168,11 +308,12 @@ def _profile(candidate: Candidate, data: Prepared) -> dict[str, Any]:
 
 
 def _best(candidates: list[Candidate], plan: Plan) -> Candidate:
+    """The best on validation (never on the test rows, which only report)."""
     best = candidates[0]
     for candidate in candidates[1:]:
-        if is_better(candidate.metrics[plan.metric], best.metrics[plan.metric], plan.greater_is_better):
+        if is_better(candidate.validation_score, best.validation_score, plan.greater_is_better):
             best = candidate
-    if np.isnan(best.metrics[plan.metric]):
+    if not math.isfinite(best.metrics.get(plan.metric, float("nan"))):
         raise TrainingError(f"no candidate has a valid {plan.metric}; nothing was registered.")
     return best
 
@@ -191,6 +332,7 @@ def _register(project: Project, best: Candidate, tags: dict[str, str]) -> ModelV
         "keel.family",
         "keel.version",
         "keel.git_commit",
+        "keel.split",
     )
     version_tags = {k: tags[k] for k in keep if k in tags} | {"keel.metric_value": repr(best.metrics[metric])}
     return registry.register(project.name, best.model_uri, best.run_id, version_tags)

@@ -19,9 +19,13 @@ def project_of(ctx: typer.Context, data: Path | None = None) -> Project:
 
 
 def console(stderr: bool = False) -> Any:
+    import sys
+
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 160  # piped output: do not squeeze tables into 80 columns
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 @contextmanager
@@ -38,3 +42,44 @@ def status(message: str) -> Iterator[Any]:
 
 def fmt(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.1f}"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from '90', '90s', '2m' or '1h'; ConfigError otherwise."""
+    from keel.errors import ConfigError
+
+    value = text.strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(value[-1:])
+    number = value[:-1] if scale else value
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        raise ConfigError(f"'{text}' is not a duration.", hint="Use e.g. --budget 60s, 5m or 1h.") from None
+    if seconds <= 0:
+        raise ConfigError(f"a training budget must be positive, got {text}.", hint="Use e.g. --budget 60s.")
+    return seconds
+
+
+@contextmanager
+def training_progress(budget: float, started: float) -> Iterator[tuple[Any, Any]]:
+    """A bar over the time budget whose text shows the current step and the best score so far."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console(stderr=True), transient=True
+    ) as bar:
+        task = bar.add_task("training", total=budget)
+        best: dict[str, str] = {}
+
+        def step(text: str) -> None:
+            bar.update(task, description=text, completed=min(time.monotonic() - started, budget))
+
+        def trial(report: Any) -> None:
+            if report.best is not None:
+                best[report.family] = f"{report.best:.4f}"
+            so_far = ", ".join(f"{family} {value}" for family, value in best.items())
+            step(f"{report.family} trial {report.number} ({report.state}); best so far: {so_far}")
+
+        yield step, trial

@@ -116,7 +116,7 @@ def _quiet_libraries(debug: bool) -> None:
     if debug:
         return
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    for name in ("mlflow", "alembic", "alembic.runtime.migration", "skl2onnx", "urllib3"):
+    for name in ("mlflow", "alembic", "alembic.runtime.migration", "skl2onnx", "urllib3", "optuna"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(mlflow|sklearn|lightgbm|skops)")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from keel.cli.common import console, fmt, project_of, status
+from keel.cli.common import console, fmt, parse_duration, project_of, status, training_progress
 
 DataOption = Annotated[Path | None, typer.Option("--data", help="Use this data file instead of keel.yaml's.")]
 AllowOption = Annotated[list[str] | None, typer.Option("--allow", help="Override a blocking triage check (by id).")]
 ReasonOption = Annotated[str, typer.Option(help="Why; recorded with the promotion or the override.")]
+BudgetOption = Annotated[str | None, typer.Option(help="Wall-clock budget, e.g. 60s or 5m (default: keel.yaml).")]
+HypothesisOption = Annotated[str, typer.Option(help="What this run tries; recorded and shown by `keel runs compare`.")]
 RefArgument = Annotated[str | None, typer.Argument(help="NAME@VERSION, VERSION or NAME@ALIAS (default: newest).")]
 
 
@@ -26,13 +29,24 @@ def register(app: typer.Typer) -> None:
         app.command(name)(command)
 
 
-def train(ctx: typer.Context, data: DataOption = None, allow: AllowOption = None, reason: ReasonOption = "") -> None:
-    """Train the baseline and LightGBM, track both in MLflow, register the better one."""
+def train(
+    ctx: typer.Context,
+    data: DataOption = None,
+    allow: AllowOption = None,
+    reason: ReasonOption = "",
+    budget: BudgetOption = None,
+    hypothesis: HypothesisOption = "",
+    resume: Annotated[bool, typer.Option(help="Continue the last (killed) search: its trials are kept.")] = False,
+) -> None:
+    """Baselines, then a budgeted search per family, every run tracked; the best on validation is registered."""
+    from keel.api.train import TrainOptions
     from keel.api.train import train as run_train
 
-    project = project_of(ctx, data)
-    with status("training") as step:
-        result = run_train(project, allow=_allowed(allow, reason), on_step=step)
+    started = time.monotonic()
+    project = _with_budget(project_of(ctx, data), budget)
+    options = TrainOptions(_allowed(allow, reason), resume, hypothesis, started)
+    with training_progress(project.config.train.budget_seconds, started) as (step, trial):
+        result = run_train(project, options, on_step=step, on_trial=trial)
     _render_training(result)
 
 
@@ -70,13 +84,23 @@ def rollback(
     _render_change(run_rollback(project_of(ctx), name, reason=reason))
 
 
-def run(ctx: typer.Context, data: DataOption = None, allow: AllowOption = None, reason: ReasonOption = "") -> None:
+def run(
+    ctx: typer.Context,
+    data: DataOption = None,
+    allow: AllowOption = None,
+    reason: ReasonOption = "",
+    budget: BudgetOption = None,
+    hypothesis: HypothesisOption = "",
+) -> None:
     """Analyze, train, export and promote, for the project file."""
     from keel.api.run import run as run_all
+    from keel.api.train import TrainOptions
 
-    project = project_of(ctx, data)
-    with status("running") as step:
-        result = run_all(project, allow=_allowed(allow, reason), on_step=step)
+    started = time.monotonic()
+    project = _with_budget(project_of(ctx, data), budget)
+    options = TrainOptions(_allowed(allow, reason), False, hypothesis, started)
+    with training_progress(project.config.train.budget_seconds, started) as (step, trial):
+        result = run_all(project, options, on_step=step, on_trial=trial)
     out = console()
     out.print(f"data snapshot [bold]{result.data.short}[/]: {result.data.rows:,} rows")
     _render_training(result.trained)
@@ -86,6 +110,10 @@ def run(ctx: typer.Context, data: DataOption = None, allow: AllowOption = None, 
     else:
         out.print(f"[yellow]not promoted:[/] {result.refused}")
     summary(project, result.trained.version.ref)
+
+
+def _with_budget(project: Any, budget: str | None) -> Any:
+    return project.with_budget(parse_duration(budget)) if budget else project
 
 
 def _allowed(checks: list[str] | None, reason: str) -> dict[str, str]:
@@ -110,16 +138,41 @@ def _render_training(result: Any) -> None:
 
     out = console()
     plan = result.plan
-    out.print(f"task [bold]{plan.task}[/], metric [bold]{plan.metric}[/] ({'; '.join(d.rule for d in plan.decisions)})")
-    metrics = sorted({k for c in result.candidates for k in c.metrics})
-    table = Table("family", *metrics, "fit s", "run", box=None, pad_edge=False)
+    decisions = Table("decision", "value", "rule", box=None, pad_edge=False, title="plan", title_justify="left")
+    for d in plan.decisions:
+        decisions.add_row(d.name, d.value, d.rule)
+    out.print(decisions)
+    m = plan.metric
+    table = Table(
+        "family",
+        "trials",
+        f"validation {m}",
+        f"test {m}",
+        "95% interval",
+        "iterations",
+        "fit s",
+        "run",
+        box=None,
+        pad_edge=False,
+    )
     for c in result.candidates:
         marker = " *" if c is result.best else ""
-        table.add_row(c.family + marker, *(fmt(c.metrics[m]) for m in metrics), f"{c.fit_seconds:.1f}", c.run_id[:8])
+        interval = f"{fmt(c.metrics[m + '_ci_low'])} to {fmt(c.metrics[m + '_ci_high'])}"
+        overfit = f" (diverges after {c.overfit_iteration})" if c.overfit_iteration else ""
+        table.add_row(
+            c.family + marker,
+            str(c.trials),
+            fmt(c.validation_score),
+            fmt(c.metrics[m]),
+            interval,
+            f"{c.iterations or '-'}{overfit}",
+            f"{c.fit_seconds:.1f}",
+            c.run_id[:8],
+        )
     out.print(table)
     out.print(
-        f"registered [bold]{result.version.ref}[/] ({result.best.family}, {plan.metric} "
-        f"{fmt(result.best.metrics[plan.metric])}), data {result.data.short}"
+        f"registered [bold]{result.version.ref}[/] ({result.best.family}, test {m} {fmt(result.best.metrics[m])}), "
+        f"data {result.data.short}, {result.seconds:.1f} s of a {plan.budget_seconds:g} s budget"
     )
 
 

@@ -43,3 +43,28 @@ def is_better(candidate: float, incumbent: float, greater_is_better: bool) -> bo
     if np.isnan(incumbent):
         return True
     return candidate > incumbent if greater_is_better else candidate < incumbent
+
+
+def metric_value(metric: str, y_true: np.ndarray, predicted: np.ndarray) -> float:
+    """One metric from class probabilities (classification) or values (regression)."""
+    if predicted.ndim == 2:
+        return classification_metrics(y_true, predicted)[metric]
+    return regression_metrics(y_true, predicted)[metric]
+
+
+def bootstrap_interval(
+    metric: str, y_true: np.ndarray, predicted: np.ndarray, *, resamples: int = 100, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """A percentile bootstrap interval of ``metric`` over resampled rows."""
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    values = []
+    for _ in range(resamples):
+        index = rng.integers(0, n, n)
+        if predicted.ndim == 2 and len(np.unique(y_true[index])) < predicted.shape[1]:
+            continue  # a resample without every class has no AUC
+        values.append(metric_value(metric, y_true[index], predicted[index]))
+    if not values:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2
+    return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))

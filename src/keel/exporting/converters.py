@@ -1,6 +1,6 @@
 """ONNX converters keel registers with skl2onnx before converting a pipeline.
 
-LightGBM uses onnxmltools' converter through skl2onnx (not onnxmltools' direct
+LightGBM and XGBoost use onnxmltools' converters through skl2onnx (not onnxmltools' direct
 API, capped at an old opset). scikit-learn's Dummy estimators, keel's
 baselines, have no converter upstream: theirs is a constant broadcast to N rows.
 """
@@ -21,12 +21,14 @@ def register_converters() -> None:
         return
     from lightgbm import LGBMClassifier, LGBMRegressor
     from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
     from skl2onnx import update_registered_converter
     from skl2onnx.common.shape_calculator import (
         calculate_linear_classifier_output_shapes,
         calculate_linear_regressor_output_shapes,
     )
     from sklearn.dummy import DummyClassifier, DummyRegressor
+    from xgboost import XGBClassifier, XGBRegressor
 
     classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
     update_registered_converter(
@@ -52,6 +54,16 @@ def register_converters() -> None:
     )
     update_registered_converter(
         DummyRegressor, "KeelDummyRegressor", calculate_linear_regressor_output_shapes, _convert_dummy_regressor
+    )
+    update_registered_converter(
+        XGBClassifier,
+        "XGBoostXGBClassifier",
+        calculate_linear_classifier_output_shapes,
+        convert_xgboost,
+        options=classifier_options,
+    )
+    update_registered_converter(
+        XGBRegressor, "XGBoostXGBRegressor", calculate_linear_regressor_output_shapes, convert_xgboost
     )
     _REGISTERED = True
 

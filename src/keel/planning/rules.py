@@ -1,15 +1,18 @@
-"""The rule table: task type and primary metric.
-
-Each decision records the rule that made it, so a person can read why.
+"""The rule table: every decision of a plan and the rule that made it.
 
 | decision | rule |
 |---|---|
 | task | keel.yaml's ``task`` when not ``auto``; else the data stage's rule (``keel.data.target.infer_task``) |
-| metric | binary: ROC AUC; multiclass: macro F1; regression: RMSE (lower is better) |
+| metric | keel.yaml's ``metric`` when not ``auto`` (it must fit the task); else binary: ROC AUC; multiclass: macro F1; regression: RMSE |
+| families | keel.yaml's ``train.families`` when not ``auto``; else a majority/mean ``baseline`` and a regularised ``linear`` model, plus ``lightgbm`` and ``xgboost`` from 1,000 training rows, ``random_forest`` below (cross-validated) |
+| split | the data stage's recommendation (``keel.data.split``) |
+| budget | keel.yaml's ``train.budget_seconds`` or ``--budget``; a quarter is kept for the final refits and tracking |
+| compute | the training matrix's memory (rows x encoded features x 8 bytes) and the trials the budget allows at the first trial's speed |
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,7 +20,27 @@ from keel.data.target import infer_task
 from keel.errors import ConfigError, TrainingError
 
 PRIMARY_METRIC = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "rmse"}
+METRICS = {  # name -> tasks it fits
+    "roc_auc": ("binary", "multiclass"),
+    "f1": ("binary",),
+    "f1_macro": ("binary", "multiclass"),
+    "accuracy": ("binary", "multiclass"),
+    "log_loss": ("binary", "multiclass"),
+    "rmse": ("regression",),
+    "mae": ("regression",),
+    "r2": ("regression",),
+}
 LOWER_IS_BETTER = {"rmse", "mae", "log_loss"}
+SMALL_DATA_ROWS = 1_000
+FAMILY_MODULES = {
+    "baseline": "sklearn",
+    "linear": "sklearn",
+    "random_forest": "sklearn",
+    "lightgbm": "lightgbm",
+    "xgboost": "xgboost",
+}
+FAMILY_INSTALL = {"lightgbm": "pip install lightgbm", "xgboost": "pip install xgboost-cpu"}
+REFIT_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -32,6 +55,9 @@ class Plan:
     task: str
     metric: str
     decisions: tuple[Decision, ...]
+    families: tuple[str, ...] = ("baseline",)
+    budget_seconds: float = 60.0
+    cross_validate: bool = False
 
     @property
     def classification(self) -> bool:
@@ -42,7 +68,14 @@ class Plan:
         return self.metric not in LOWER_IS_BETTER
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "metric": self.metric, "decisions": [asdict(d) for d in self.decisions]}
+        return {
+            "task": self.task,
+            "metric": self.metric,
+            "families": list(self.families),
+            "budget_seconds": self.budget_seconds,
+            "cross_validate": self.cross_validate,
+            "decisions": [asdict(d) for d in self.decisions],
+        }
 
 
 def decide_task(target: Any, configured: str = "auto") -> Decision:
@@ -60,10 +93,93 @@ def decide_task(target: Any, configured: str = "auto") -> Decision:
     return Decision("task", task, reason)
 
 
-def make_plan(target: Any, configured_task: str = "auto") -> Plan:
-    task = decide_task(target, configured_task)
-    metric = Decision("metric", PRIMARY_METRIC[task.value], f"primary metric for {task.value} tasks")
-    return Plan(task.value, metric.value, (task, metric))
+def decide_metric(task: str, configured: str = "auto") -> Decision:
+    if configured == "auto":
+        return Decision("metric", PRIMARY_METRIC[task], f"primary metric for {task} tasks")
+    if configured not in METRICS:
+        raise ConfigError(f"unknown metric '{configured}'.", hint=f"Known metrics: {', '.join(sorted(METRICS))}.")
+    if task not in METRICS[configured]:
+        fits = ", ".join(m for m, tasks in METRICS.items() if task in tasks)
+        raise ConfigError(f"metric '{configured}' does not fit a {task} task.", hint=f"For {task}, use one of: {fits}.")
+    return Decision("metric", configured, "set in keel.yaml")
+
+
+def decide_families(rows: int, configured: tuple[str, ...] | str = "auto") -> Decision:
+    """Model families by the rule table; configured families must be known and installed."""
+    if configured == "auto" or configured == ("auto",):
+        if rows < SMALL_DATA_ROWS:
+            return Decision(
+                "families",
+                "baseline,linear,random_forest",
+                f"{rows:,} training rows (< {SMALL_DATA_ROWS:,}): regularised linear and random forest, "
+                "cross-validated, beside the baseline",
+            )
+        return Decision(
+            "families",
+            "baseline,linear,lightgbm,xgboost",
+            f"{rows:,} training rows: gradient-boosted trees (LightGBM, XGBoost) beside the baseline "
+            "and a linear model",
+        )
+    families = list(configured)
+    for family in families:
+        if family not in FAMILY_MODULES:
+            raise ConfigError(f"unknown model family '{family}'.", hint=f"Known families: {', '.join(FAMILY_MODULES)}.")
+        if importlib.util.find_spec(FAMILY_MODULES[family]) is None:
+            raise ConfigError(
+                f"model family '{family}' is not installed.",
+                hint=f"Install it ({FAMILY_INSTALL.get(family, 'pip install ' + family)}) or remove it "
+                "from train.families.",
+            )
+    if "baseline" not in families:
+        families.insert(0, "baseline")
+    return Decision("families", ",".join(families), "set in keel.yaml (the baseline is always trained)")
+
+
+def decide_budget(seconds: float) -> Decision:
+    if seconds <= 0:
+        raise ConfigError(f"a training budget must be positive, got {seconds:g} s.", hint="Use e.g. --budget 60s.")
+    search = seconds * (1 - REFIT_SHARE)
+    return Decision("budget", f"{seconds:g}s", f"{search:.0f} s for the search, the rest for refits and tracking")
+
+
+def make_plan(
+    target: Any,
+    *,
+    task: str = "auto",
+    metric: str = "auto",
+    families: tuple[str, ...] | str = "auto",
+    rows: int | None = None,
+    budget_seconds: float = 60.0,
+    split: Decision | None = None,
+) -> Plan:
+    """The plan for a target column; ``rows`` is the number of training rows."""
+    rows = len(target) if rows is None else rows
+    task_decision = decide_task(target, task)
+    metric_decision = decide_metric(task_decision.value, metric)
+    family_decision = decide_families(rows, families)
+    budget_decision = decide_budget(budget_seconds)
+    decisions = [task_decision, metric_decision, family_decision, budget_decision]
+    if split is not None:
+        decisions.append(split)
+    return Plan(
+        task_decision.value,
+        metric_decision.value,
+        tuple(decisions),
+        tuple(family_decision.value.split(",")),
+        budget_seconds,
+        rows < SMALL_DATA_ROWS,
+    )
+
+
+def estimate_compute(rows: int, encoded_features: int, families: tuple[str, ...]) -> Decision:
+    """Memory of the training matrix, as a decision to show beside the plan."""
+    megabytes = rows * max(encoded_features, 1) * 8 / 2**20
+    return Decision(
+        "compute",
+        f"{megabytes:,.0f} MB",
+        f"training matrix of {rows:,} rows x {encoded_features:,} "
+        f"encoded features; {len(families)} families share the budget",
+    )
 
 
 def _check_configured(task: str, distinct: int, target: Any) -> None:

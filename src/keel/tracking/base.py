@@ -20,6 +20,10 @@ class Tracker(Protocol):
 
     def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None: ...
 
+    def log_curves(self, run_id: str, curves: dict[str, list[float]]) -> None:
+        """Per-iteration series (e.g. train and validation loss), step = iteration."""
+        ...
+
     def log_model(self, run_id: str, model: Any) -> str:
         """Store a fitted pipeline; return a URI the registry can register."""
         ...

@@ -12,8 +12,8 @@ from keel.errors import RegistryError
 
 MAX_PARAM_LENGTH = 6000
 # Types a skops-saved pipeline may contain; anything else is refused, not trusted.
-TRUSTED_MODULES = ("sklearn.", "lightgbm.", "numpy.", "collections.", "builtins.", "scipy.")
-MODEL_REQUIREMENTS = ["scikit-learn", "lightgbm", "skops", "numpy", "pandas"]
+TRUSTED_MODULES = ("sklearn.", "lightgbm.", "xgboost.", "numpy.", "collections.", "builtins.", "scipy.")
+MODEL_REQUIREMENTS = ["scikit-learn", "lightgbm", "xgboost-cpu", "skops", "numpy", "pandas"]
 
 
 class MlflowTracker:
@@ -51,6 +51,18 @@ class MlflowTracker:
         now = int(time.time() * 1000)
         self._client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
 
+    def log_curves(self, run_id: str, curves: dict[str, list[float]]) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        points = [
+            Metric(name, float(v), now, step) for name, values in curves.items() for step, v in enumerate(values, 1)
+        ]
+        for start in range(0, len(points), 1000):
+            self._client.log_batch(run_id, metrics=points[start : start + 1000])
+
     def log_model(self, run_id: str, model: Any) -> str:
         """Save the pipeline with MLflow's sklearn flavour (skops, no pickle)."""
         import mlflow
@@ -86,7 +98,7 @@ def trusted_types(model: Any) -> list[str]:
     if foreign:
         raise RegistryError(
             f"the model holds types keel will not trust when loading: {', '.join(foreign)}.",
-            hint="Use estimators from scikit-learn or LightGBM.",
+            hint="Use estimators from scikit-learn, LightGBM or XGBoost.",
         )
     return list(found)
 

@@ -1,12 +1,14 @@
-"""Model families keel can fit. Each is deterministic for a given seed.
+"""Model families keel can fit, each deterministic for a given seed and thread count.
 
-| family | classification | regression |
-|---|---|---|
-| baseline | DummyClassifier(strategy="prior") | DummyRegressor(strategy="mean") |
-| lightgbm | LGBMClassifier, 300 trees, lr 0.05 | LGBMRegressor, same |
+| family | classification | regression | deterministic |
+|---|---|---|---|
+| baseline | DummyClassifier(prior) | DummyRegressor(mean) | yes |
+| linear | LogisticRegression(C), scaled inputs | Ridge(alpha), scaled inputs | yes |
+| random_forest | RandomForestClassifier | RandomForestRegressor | yes (random_state) |
+| lightgbm | LGBMClassifier | LGBMRegressor | yes: ``deterministic=True``, row-wise histograms, same thread count |
+| xgboost | XGBClassifier | XGBRegressor | yes: ``hist`` on CPU with a fixed seed and thread count |
 
-LightGBM runs with ``deterministic=True`` and row-wise histograms, so the same
-seed, data and thread count give the same model.
+Boosted families take up to ``MAX_BOOSTING_ROUNDS`` rounds and stop early on a validation split.
 """
 
 from __future__ import annotations
@@ -14,28 +16,51 @@ from __future__ import annotations
 from typing import Any
 
 from keel.errors import ConfigError
+from keel.planning.search_space import MAX_BOOSTING_ROUNDS
 
-FAMILIES = ("baseline", "lightgbm")
+FAMILIES = ("baseline", "linear", "random_forest", "lightgbm", "xgboost")
+BOOSTERS = ("lightgbm", "xgboost")
+EARLY_STOPPING_ROUNDS = 50
 
 
-def make_estimator(family: str, classification: bool, seed: int, threads: int) -> Any:
-    """A fresh, unfitted estimator of ``family`` for the task."""
+def make_estimator(family: str, classification: bool, params: dict[str, Any], seed: int, threads: int) -> Any:
+    """A fresh, unfitted estimator of ``family`` with ``params`` (from the search space)."""
     if family == "baseline":
         from sklearn.dummy import DummyClassifier, DummyRegressor
 
         return DummyClassifier(strategy="prior") if classification else DummyRegressor(strategy="mean")
+    if family == "linear":
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        return LogisticRegression(max_iter=2000, **params) if classification else Ridge(**params)
+    if family == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+        cls = RandomForestClassifier if classification else RandomForestRegressor
+        return cls(random_state=seed, n_jobs=threads, **params)
     if family == "lightgbm":
         import lightgbm as lgb
 
-        params = {
-            "n_estimators": 300,
-            "learning_rate": 0.05,
-            "num_leaves": 31,
-            "random_state": seed,
-            "n_jobs": threads,
-            "deterministic": True,
-            "force_row_wise": True,
-            "verbose": -1,
-        }
-        return lgb.LGBMClassifier(**params) if classification else lgb.LGBMRegressor(**params)
+        cls = lgb.LGBMClassifier if classification else lgb.LGBMRegressor
+        return cls(
+            n_estimators=MAX_BOOSTING_ROUNDS,
+            random_state=seed,
+            n_jobs=threads,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+            **params,
+        )
+    if family == "xgboost":
+        import xgboost as xgb
+
+        cls = xgb.XGBClassifier if classification else xgb.XGBRegressor
+        return cls(
+            n_estimators=MAX_BOOSTING_ROUNDS,
+            random_state=seed,
+            n_jobs=threads,
+            tree_method="hist",
+            early_stopping_rounds=EARLY_STOPPING_ROUNDS,
+            **params,
+        )
     raise ConfigError(f"unknown model family '{family}'.", hint=f"Known families: {', '.join(FAMILIES)}.")

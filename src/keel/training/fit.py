@@ -1,40 +1,187 @@
-"""Fit one candidate family on the training rows and score it on the hold-out rows."""
+"""Fit one family with given hyperparameters, score it, and read its training curves.
+
+Boosted families fit their transforms first, then the booster with the validation rows as
+its eval set: early stopping picks the number of rounds, an optional ``on_round`` hook
+sees the validation loss every ``REPORT_EVERY`` rounds (the search prunes with it), and the
+loss curves of the final fit show where validation loss started to diverge.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from keel.evaluation.metrics import classification_metrics, regression_metrics
-from keel.features.build import build_pipeline
+from keel.features.build import build_preprocessor
 from keel.schema import LOG_LABEL, LOG_SCORE, arrays_to_frame
-from keel.training.families import make_estimator
+from keel.training.families import BOOSTERS, EARLY_STOPPING_ROUNDS, make_estimator
 from keel.training.prepare import Prepared
+
+REPORT_EVERY = 10
+DIVERGENCE = 0.02  # validation loss 2% above its best, while training loss still falls
+RoundHook = Callable[[int, float], bool]  # (round, validation loss) -> stop now?
 
 
 @dataclass
 class Candidate:
-    """A fitted pipeline of one family with its hold-out metrics."""
+    """A fitted pipeline of one family with its scores."""
 
     family: str
     pipeline: Any
     metrics: dict[str, float]
     fit_seconds: float
+    params: dict[str, Any] = field(default_factory=dict)
+    validation_score: float = float("nan")
+    iterations: int | None = None
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    overfit_iteration: int | None = None
+    trials: int = 0
     run_id: str = ""
     model_uri: str = ""
 
 
-def fit_candidate(family: str, data: Prepared, seed: int, threads: int) -> Candidate:
-    estimator = make_estimator(family, data.plan.classification, seed, threads)
-    pipeline = build_pipeline(data.schema, estimator)
+def fit_family(
+    family: str,
+    params: dict[str, Any],
+    data: Prepared,
+    train: np.ndarray,
+    valid: np.ndarray | None,
+    *,
+    seed: int,
+    threads: int,
+    on_round: RoundHook | None = None,
+    curves: bool = False,
+) -> Candidate:
+    """Fit ``family`` on the ``train`` rows (boosters stop early on ``valid``)."""
+    from sklearn.pipeline import Pipeline
+
     start = time.perf_counter()
-    pipeline.fit(arrays_to_frame(data.schema, data.rows(data.train)), data.y[data.train])
-    seconds = time.perf_counter() - start
-    metrics = score(pipeline, data, data.test)
-    return Candidate(family, pipeline, metrics, seconds)
+    features = build_preprocessor(data.schema, scale=family == "linear")
+    x_train = features.fit_transform(arrays_to_frame(data.schema, data.rows(train)))
+    estimator = make_estimator(family, data.plan.classification, params, seed, threads)
+    history: dict[str, list[float]] = {}
+    if family in BOOSTERS and valid is not None:
+        x_valid = features.transform(arrays_to_frame(data.schema, data.rows(valid)))
+        history = _fit_booster(family, estimator, (x_train, data.y[train]), (x_valid, data.y[valid]), on_round, curves)
+    else:
+        estimator.fit(x_train, data.y[train])
+    pipeline = Pipeline([("features", features), ("model", estimator)])
+    iterations = _iterations(family, estimator)
+    candidate = Candidate(
+        family,
+        pipeline,
+        {},
+        time.perf_counter() - start,
+        params,
+        iterations=iterations,
+        curves=history,
+        overfit_iteration=divergence(history),
+    )
+    return candidate
+
+
+def _fit_booster(
+    family: str,
+    estimator: Any,
+    train: tuple[Any, np.ndarray],
+    valid: tuple[Any, np.ndarray],
+    on_round: RoundHook | None,
+    curves: bool,
+) -> dict[str, list[float]]:
+    """Fit with early stopping on ``valid``; returns loss curves when ``curves`` (train and valid)."""
+    sets = [train, valid] if curves else [valid]
+    if family == "lightgbm":
+        import lightgbm as lgb
+
+        callbacks = [lgb.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)]
+        if on_round is not None:
+            callbacks.append(_lightgbm_hook(on_round))
+        names = ["train", "valid"] if curves else ["valid"]
+        estimator.fit(
+            *train,
+            eval_X=tuple(x for x, _ in sets),
+            eval_y=tuple(y for _, y in sets),
+            eval_names=names,
+            callbacks=callbacks,
+        )
+        results = estimator.evals_result_
+        return {name: list(next(iter(results[name].values()))) for name in names} if curves else {}
+    stopper = _XGBoostHook(on_round) if on_round is not None else None
+    if stopper is not None:
+        estimator.set_params(callbacks=[stopper])
+    estimator.fit(*train, eval_set=sets, verbose=False)
+    if stopper is not None:
+        estimator.set_params(callbacks=None)  # the saved model keeps no reference to the search
+    results = estimator.evals_result()
+    if not curves:
+        return {}
+    return {
+        name: list(next(iter(results[key].values())))
+        for name, key in (("train", "validation_0"), ("valid", "validation_1"))
+    }
+
+
+class StopTraining(Exception):
+    """Raised inside a LightGBM callback to end a fit that the hook stopped."""
+
+
+def _lightgbm_hook(on_round: RoundHook) -> Callable[[Any], None]:
+    def callback(env: Any) -> None:
+        if (env.iteration + 1) % REPORT_EVERY:
+            return
+        for data_name, _metric, value, _ in env.evaluation_result_list:
+            if data_name == "valid":
+                if on_round(env.iteration + 1, float(value)):
+                    raise StopTraining()
+                return
+
+    callback.order = 30  # type: ignore[attr-defined]
+    return callback
+
+
+def _xgboost_base() -> type:
+    import xgboost as xgb
+
+    return xgb.callback.TrainingCallback
+
+
+class _XGBoostHook:
+    """XGBoost TrainingCallback calling ``on_round`` (built lazily so import stays cheap)."""
+
+    def __new__(cls, on_round: RoundHook) -> Any:
+        base = _xgboost_base()
+
+        class Hook(base):  # type: ignore[misc, valid-type]
+            def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
+                if (epoch + 1) % REPORT_EVERY:
+                    return False
+                last = list(evals_log.values())[-1]
+                return bool(on_round(epoch + 1, float(next(iter(last.values()))[-1])))
+
+        return Hook()
+
+
+def _iterations(family: str, estimator: Any) -> int | None:
+    if family == "lightgbm":
+        return int(estimator.best_iteration_ or estimator.n_estimators_)
+    if family == "xgboost":
+        best = getattr(estimator, "best_iteration", None)
+        return int(best) + 1 if best is not None else None
+    return None
+
+
+def divergence(curves: dict[str, list[float]]) -> int | None:
+    """The round after which validation loss rose >= 1% above its best while training loss fell."""
+    train, valid = curves.get("train"), curves.get("valid")
+    if not train or not valid or len(valid) < 2:
+        return None
+    best = int(np.argmin(valid))
+    rose = valid[-1] > valid[best] * (1 + DIVERGENCE) if valid[best] > 0 else valid[-1] > valid[best] + DIVERGENCE
+    return best + 1 if rose and train[-1] < train[best] else None
 
 
 def score(pipeline: Any, data: Prepared, index: np.ndarray) -> dict[str, float]:
@@ -52,5 +199,5 @@ def predictions_of(pipeline: Any, data: Prepared, index: np.ndarray) -> dict[str
         return {LOG_SCORE: np.asarray(pipeline.predict(frame), dtype=np.float64)}
     proba = pipeline.predict_proba(frame)
     classes = np.asarray(data.classes, dtype=object)
-    score = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
-    return {LOG_LABEL: classes[proba.argmax(axis=1)], LOG_SCORE: score.astype(np.float64)}
+    best = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
+    return {LOG_LABEL: classes[proba.argmax(axis=1)], LOG_SCORE: best.astype(np.float64)}

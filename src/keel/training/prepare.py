@@ -14,7 +14,7 @@ from keel.data.split import given_split, holdout_split, time_split
 from keel.data.target import encode_target
 from keel.data.triage import TriageReport
 from keel.errors import ConfigError, DataError, TrainingError
-from keel.planning.rules import Plan, make_plan
+from keel.planning.rules import Decision, Plan, decide_task, make_plan
 from keel.schema import InputSchema
 
 RESERVED_PREFIX = "keel_"
@@ -31,6 +31,8 @@ class Prepared:
     y: np.ndarray
     train: np.ndarray
     test: np.ndarray
+    search_train: np.ndarray  # the training rows the search fits on
+    valid: np.ndarray | None  # early stopping and trial scores; None when the search cross-validates
 
     def rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
         return {name: values[index] for name, values in self.x.items()}
@@ -53,12 +55,36 @@ def prepare(frame: Any, config: ProjectConfig, source: str, triage: TriageReport
             "no usable feature columns remain.",
             hint="Check `keel analyze` for why columns were excluded, and keel.yaml's drop list.",
         )
-    plan = make_plan(frame[config.target], config.task)
-    y, classes = encode_target(frame[config.target], plan.task)
-    train, test = holdout_split(
-        y, classification=plan.classification, test_size=config.split.test_size, seed=config.seed
+    target = frame[config.target]
+    task = decide_task(target, config.task).value
+    y, classes = encode_target(target, task)
+    train, test = _split(frame, y, config, task != "regression")
+    split = Decision("split", _split_name(config, task), "from the data stage's rules and keel.yaml")
+    plan = make_plan(
+        target,
+        task=config.task,
+        metric=config.metric,
+        families=config.train.families,
+        rows=len(train),
+        budget_seconds=config.train.budget_seconds,
+        split=split,
     )
-    return Prepared(schema, plan, classes, schema.frame_to_arrays(frame), y, train, test)
+    search_train, valid = train, None
+    if not plan.cross_validate:
+        inner_train, inner_valid = holdout_split(
+            y[train], classification=plan.classification, test_size=config.train.validation_size, seed=config.seed
+        )
+        search_train, valid = train[inner_train], train[inner_valid]
+    return Prepared(schema, plan, classes, schema.frame_to_arrays(frame), y, train, test, search_train, valid)
+
+
+def _split_name(config: ProjectConfig, task: str) -> str:
+    if config.split_column:
+        return f"given by column '{config.split_column}'"
+    if config.time_column:
+        return f"by time ('{config.time_column}'), latest {config.split.test_size:.0%} for testing"
+    kind = "stratified" if task != "regression" else "random"
+    return f"{kind} hold-out of {config.split.test_size:.0%}, seed {config.seed}"
 
 
 def _split(frame: Any, y: np.ndarray, config: ProjectConfig, classification: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,210 @@
+"""Optuna search over one family's space, under a deadline, resumable from the store.
+
+TPE sampling (seeded), median pruning on the validation loss that boosted families report
+every few rounds, early stopping inside each fit, and the family's defaults as the first
+trial. Studies live in an RDB storage (SQLite in the store by default): a search killed
+with ``kill -9`` keeps its completed trials; ``resume=True`` continues the latest study
+of the same model, family, data and seed, and marks the trials the kill left running as failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from keel.planning.search_space import VERSION, default_params, suggest
+from keel.training.fit import Candidate, StopTraining, fit_family, score
+from keel.training.prepare import Prepared
+
+CV_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class TrialReport:
+    """One finished trial, for progress display and tracking."""
+
+    family: str
+    number: int
+    state: str  # complete | pruned | failed
+    value: float | None
+    best: float | None
+    params: dict[str, Any]
+    seconds: float
+    iterations: int | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    family: str
+    study: str
+    best_params: dict[str, Any]
+    best_value: float
+    trials: int
+    completed: int
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    storage: str
+    study_prefix: str
+    seed: int
+    threads: int
+    resume: bool = False
+
+
+def search(
+    family: str,
+    data: Prepared,
+    valid: np.ndarray | None,
+    train: np.ndarray,
+    deadline: float,
+    settings: SearchSettings,
+    on_trial: Callable[[TrialReport], None] | None = None,
+) -> SearchResult:
+    """Search ``family``'s space until ``deadline`` (time.monotonic); returns the best trial."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # keel reports trials itself (progress, MLflow)
+    study = _study(family, data, settings)
+    if not study.trials:
+        study.enqueue_trial(default_params(family, data.plan.task), skip_if_exists=True)
+
+    def objective(trial: Any) -> float:
+        params = suggest(trial, family, data.plan.task)
+        started = time.perf_counter()
+        value, iterations = _evaluate(trial, family, params, data, train, valid, deadline, settings)
+        trial.set_user_attr("iterations", iterations)
+        trial.set_user_attr("seconds", time.perf_counter() - started)
+        return value
+
+    def report(study: Any, trial: Any) -> None:
+        if on_trial is None:
+            return
+        state = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(trial.state.name, "failed")
+        best = study.best_value if any(t.state.name == "COMPLETE" for t in study.trials) else None
+        on_trial(
+            TrialReport(
+                family,
+                trial.number,
+                state,
+                trial.value,
+                best,
+                dict(trial.params),
+                float(trial.user_attrs.get("seconds", 0.0)),
+                trial.user_attrs.get("iterations"),
+            )
+        )
+
+    remaining = deadline - time.monotonic()
+    if remaining > 0:
+        study.optimize(
+            objective, timeout=remaining, callbacks=[report], catch=(ValueError, ArithmeticError), gc_after_trial=False
+        )
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not completed:
+        return SearchResult(
+            family, study.study_name, default_params(family, data.plan.task), float("nan"), len(study.trials), 0
+        )
+    return SearchResult(
+        family,
+        study.study_name,
+        dict(study.best_trial.params),
+        float(study.best_value),
+        len(study.trials),
+        len(completed),
+    )
+
+
+def refit(
+    family: str,
+    params: dict[str, Any],
+    data: Prepared,
+    train: np.ndarray,
+    valid: np.ndarray | None,
+    settings: SearchSettings,
+) -> Candidate:
+    """The final model: the search space rebuilt from ``params`` (FixedTrial), fitted with curves."""
+    import optuna
+
+    fixed = suggest(optuna.trial.FixedTrial(params), family, data.plan.task) if params else {}
+    rows = train if valid is None or family in ("lightgbm", "xgboost") else np.concatenate([train, valid])
+    return fit_family(
+        family, fixed, data, np.sort(rows), valid, seed=settings.seed, threads=settings.threads, curves=True
+    )
+
+
+def _evaluate(
+    trial: Any,
+    family: str,
+    params: dict[str, Any],
+    data: Prepared,
+    train: np.ndarray,
+    valid: np.ndarray | None,
+    deadline: float,
+    settings: SearchSettings,
+) -> tuple[float, int | None]:
+    import optuna
+
+    if valid is None:  # small data: cross-validate, no pruning
+        return _cross_validate(family, params, data, train, settings), None
+    sign = -1.0 if data.plan.greater_is_better else 1.0  # report losses so that the study's direction holds
+    stopped = {"why": ""}
+
+    def on_round(round_: int, loss: float) -> bool:
+        trial.report(sign * loss, round_)
+        if time.monotonic() > deadline:
+            stopped["why"] = "out of time"
+        elif trial.should_prune():
+            stopped["why"] = "pruned"
+        return bool(stopped["why"])
+
+    try:
+        fitted = fit_family(
+            family, params, data, train, valid, seed=settings.seed, threads=settings.threads, on_round=on_round
+        )
+    except StopTraining:
+        raise optuna.TrialPruned(stopped["why"]) from None
+    if stopped["why"]:
+        raise optuna.TrialPruned(stopped["why"])
+    return score(fitted.pipeline, data, valid)[data.plan.metric], fitted.iterations
+
+
+def _cross_validate(
+    family: str, params: dict[str, Any], data: Prepared, rows: np.ndarray, settings: SearchSettings
+) -> float:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    splitter = (StratifiedKFold if data.plan.classification else KFold)(
+        CV_FOLDS, shuffle=True, random_state=settings.seed
+    )
+    scores = []
+    for fold_train, fold_valid in splitter.split(rows, data.y[rows]):
+        fitted = fit_family(family, params, data, rows[fold_train], None, seed=settings.seed, threads=settings.threads)
+        scores.append(score(fitted.pipeline, data, rows[fold_valid])[data.plan.metric])
+    return float(np.mean(scores))
+
+
+def _study(family: str, data: Prepared, settings: SearchSettings) -> Any:
+    import optuna
+
+    storage = optuna.storages.RDBStorage(settings.storage, engine_kwargs={"connect_args": {"timeout": 30}})
+    base = f"{settings.study_prefix}|{family}|v{VERSION}"
+    existing = [s.study_name for s in optuna.get_all_study_summaries(storage) if s.study_name.startswith(base + "|")]
+    numbers = sorted(int(name.rsplit("|", 1)[1]) for name in existing)
+    number = numbers[-1] if settings.resume and numbers else (numbers[-1] + 1 if numbers else 1)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=f"{base}|{number}",
+        direction="maximize" if data.plan.greater_is_better else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=settings.seed + number, n_startup_trials=5),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2 * 10),
+        load_if_exists=True,
+    )
+    for trial in study.trials:  # left RUNNING by a killed process: they will never finish
+        if trial.state == optuna.trial.TrialState.RUNNING:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return study
