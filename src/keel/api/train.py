@@ -176,8 +176,18 @@ def _final(
     candidate.trials = searched.trials if searched else 0
     step(f"tracking {family}")
     final_tags = tags | {"mlflow.parentRunId": parent, "keel.family": family, "keel.role": "final"}
-    _track(tracker, candidate, final_tags | {"keel.study": searched.study if searched else ""})
+    manifest_tags = {
+        "keel.study": searched.study if searched else "",
+        "keel.params": json.dumps(params),
+        "keel.config": data_config_json(data),
+    }
+    _track(tracker, candidate, final_tags | manifest_tags)
     return candidate
+
+
+def data_config_json(data: Prepared) -> str:
+    """The effective project config (what reproduce needs), as recorded on every final run."""
+    return data.config.model_dump_json(exclude={"store", "tracking_uri"})
 
 
 def _interval(candidate: Candidate, data: Prepared) -> dict[str, float]:

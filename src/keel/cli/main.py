@@ -57,9 +57,9 @@ def _root(
 
 
 def _register() -> None:
-    from keel.cli import data, models, monitoring, serving
+    from keel.cli import data, models, monitoring, runs, serving
 
-    for module in (data, models, serving, monitoring):
+    for module in (data, models, runs, serving, monitoring):
         module.register(app)
 
 

@@ -33,6 +33,7 @@ class Prepared:
     test: np.ndarray
     search_train: np.ndarray  # the training rows the search fits on
     valid: np.ndarray | None  # early stopping and trial scores; None when the search cross-validates
+    config: ProjectConfig  # the settings that produced this preparation (recorded for reproduction)
 
     def rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
         return {name: values[index] for name, values in self.x.items()}
@@ -75,7 +76,7 @@ def prepare(frame: Any, config: ProjectConfig, source: str, triage: TriageReport
             y[train], classification=plan.classification, test_size=config.train.validation_size, seed=config.seed
         )
         search_train, valid = train[inner_train], train[inner_valid]
-    return Prepared(schema, plan, classes, schema.frame_to_arrays(frame), y, train, test, search_train, valid)
+    return Prepared(schema, plan, classes, schema.frame_to_arrays(frame), y, train, test, search_train, valid, config)
 
 
 def _split_name(config: ProjectConfig, task: str) -> str:

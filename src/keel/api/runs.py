@@ -1,0 +1,101 @@
+"""``runs compare``, ``runs dead-end``, ``reproduce``: the experiment record, read back."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from keel.config import Project, ProjectConfig
+from keel.data.snapshot import load_snapshot
+from keel.errors import TrainingError
+from keel.store import Store
+from keel.tracking.runs import FinalRun, RunStore
+from keel.training.fit import score
+from keel.training.prepare import prepare
+from keel.training.search import SearchSettings, refit
+
+
+@dataclass(frozen=True)
+class Comparison:
+    run: FinalRun
+    baseline: float
+    verdict: str
+
+
+def compare(project: Project, limit: int = 50) -> list[Comparison]:
+    """Every final run with its verdict against the baseline of the same training."""
+    finals = RunStore(project.tracking_uri, project.name).finals(limit * 5)
+    baselines = {r.parent_id: r.value for r in finals if r.family == "baseline"}
+    return [
+        Comparison(r, baselines.get(r.parent_id, float("nan")), _verdict(r, baselines.get(r.parent_id)))
+        for r in finals
+        if r.family != "baseline"
+    ][:limit]
+
+
+def dead_end(project: Project, run: str, why: str) -> str:
+    """Record that the idea behind ``run`` was rejected, and why; returns the run id."""
+    if not why.strip():
+        from keel.errors import ConfigError
+
+        raise ConfigError("--why needs a reason: it tells the next person why not to try this again.")
+    store = RunStore(project.tracking_uri, project.name)
+    found = store.find(run)
+    store.mark_dead_end(found.info.run_id, why.strip())
+    return str(found.info.run_id)
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    run_id: str
+    family: str
+    metric: str
+    recorded: float
+    reproduced: float
+
+    @property
+    def difference(self) -> float:
+        return self.reproduced - self.recorded
+
+
+def reproduce(project: Project, run: str) -> Reproduction:
+    """Retrain a final run from its manifest (data snapshot, config, seed, parameters) and compare."""
+    found = RunStore(project.tracking_uri, project.name).find(run)
+    tags = found.data.tags
+    if tags.get("keel.role") != "final" or "keel.config" not in tags:
+        raise TrainingError(
+            f"run {found.info.run_id[:8]} is not a final model run with a manifest.",
+            hint="Reproduce a run listed by `keel runs compare`.",
+        )
+    config = ProjectConfig.model_validate(json.loads(tags["keel.config"]))
+    dataset = load_snapshot(Store(project.store_path), tags["keel.data_digest"])
+    data = prepare(dataset.load(), config, dataset.source, dataset.triage)
+    settings = SearchSettings("", "", config.seed, config.train.threads)
+    family, params = tags["keel.family"], json.loads(tags.get("keel.params", "{}"))
+    candidate = refit(family, params, data, data.search_train, data.valid, settings)
+    metric = tags["keel.metric"]
+    recorded = float(found.data.metrics.get(metric, math.nan))
+    return Reproduction(found.info.run_id, family, metric, recorded, score(candidate.pipeline, data, data.test)[metric])
+
+
+def _verdict(run: FinalRun, baseline: float | None) -> str:
+    if baseline is None or math.isnan(run.low):
+        return "no baseline to compare"
+    better = run.low > baseline if run.greater_is_better else run.high < baseline
+    worse = run.high < baseline if run.greater_is_better else run.low > baseline
+    return "beats the baseline" if better else ("worse than the baseline" if worse else "not distinguishable")
+
+
+def plan(project: Project) -> tuple[object, object]:
+    """The plan ``keel train`` would follow, and its compute estimate, without training."""
+    from keel.data.snapshot import snapshot
+    from keel.data.triage import TriageOptions
+    from keel.planning.rules import estimate_compute
+    from keel.schema import CATEGORICAL
+
+    store = Store(project.store_path).ensure()
+    dataset = snapshot(project.data_path, store, TriageOptions.from_config(project.config))
+    data = prepare(dataset.load(), project.config, dataset.source, dataset.triage)
+    encoded = sum(max(len(c.categories), 1) if c.kind == CATEGORICAL else 1 for c in data.schema.columns)
+    return data.plan, estimate_compute(len(data.train), encoded, data.plan.families)

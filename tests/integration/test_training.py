@@ -1,0 +1,102 @@
+"""Training through the real CLI: kill -9 and resume, the budget, reproduce, the run record."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from conftest import keel
+
+pytestmark = pytest.mark.slow
+
+
+def completed_trials(store: Path) -> dict[str, set[int]]:
+    storage = f"sqlite:///{store / 'optuna.db'}"
+    if not (store / "optuna.db").is_file():
+        return {}
+    out = {}
+    for summary in optuna.get_all_study_summaries(storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        out[summary.study_name] = {t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    return out
+
+
+def test_kill_9_in_a_search_then_resume_keeps_the_completed_trials(project_dir: Path) -> None:
+    store = project_dir / ".keel"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keel", "train", "--budget", "120s"],
+        cwd=project_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 90
+    before: dict[str, set[int]] = {}
+    try:
+        while time.monotonic() < deadline and not any(len(v) >= 3 for v in before.values()):
+            time.sleep(0.5)
+            before = completed_trials(store)
+    finally:
+        process.kill()  # SIGKILL: no cleanup, a trial may be left running
+        process.wait()
+    assert any(len(v) >= 3 for v in before.values()), "the search never completed three trials"
+    resumed = keel("train", "--resume", "--budget", "10s", cwd=project_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    after = completed_trials(store)
+    for study, numbers in before.items():
+        assert numbers <= after[study], f"{study} lost completed trials"
+    assert sum(len(v) for v in after.values()) > sum(len(v) for v in before.values())
+    assert set(before) <= set(after)  # the killed studies were continued, not replaced
+
+
+def test_the_budget_is_a_budget(project_dir: Path) -> None:
+    started = time.monotonic()
+    result = keel("train", "--budget", "20s", cwd=project_dir, check=True)
+    elapsed = time.monotonic() - started
+    assert elapsed <= 20 * 1.15, f"keel train --budget 20s took {elapsed:.1f} s"
+    assert "of a 20 s budget" in result.stdout
+
+
+def test_reproduce_compare_and_dead_end(project_dir: Path) -> None:
+    keel("train", "--hypothesis", "baseline search", cwd=project_dir, check=True)
+    table = keel("runs", "compare", cwd=project_dir, check=True).stdout
+    assert "baseline search" in table and "beats the baseline" in table
+    run = table.splitlines()[1].split()[0]
+    reproduced = keel("reproduce", run, cwd=project_dir, check=True).stdout
+    assert "difference +0.00e+00" in reproduced
+    keel("runs", "dead-end", run, "--why", "tried, no gain", cwd=project_dir, check=True)
+    assert "dead end: tried, no gain" in keel("runs", "compare", cwd=project_dir, check=True).stdout
+    markdown = keel("runs", "compare", "--markdown", cwd=project_dir, check=True).stdout
+    assert markdown.startswith("| run | family | hypothesis |")
+    missing = keel("reproduce", "zzzz", cwd=project_dir)
+    assert missing.returncode == 5 and "no run of this project match" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("train", "--budget", "0s"), "a training budget must be positive"),
+        (("train", "--budget", "soon"), "is not a duration"),
+    ],
+)
+def test_bad_training_options(project_dir: Path, args: tuple[str, ...], message: str) -> None:
+    result = keel(*args, cwd=project_dir)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_metric_and_family_in_keel_yaml(project_dir: Path) -> None:
+    config = project_dir / "keel.yaml"
+    original = config.read_text()
+    config.write_text(original.replace("target: income", "target: income\nmetric: rmse"))
+    result = keel("train", cwd=project_dir)
+    assert result.returncode == 2 and "metric 'rmse' does not fit a binary task" in result.stderr
+    config.write_text(original.replace("families: auto", "families: [catboost]"))
+    result = keel("train", cwd=project_dir)
+    assert result.returncode == 2 and "unknown model family 'catboost'" in result.stderr

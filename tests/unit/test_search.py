@@ -1,0 +1,103 @@
+"""The search on synthetic data: budget, resume, failed leftovers; one space for search and refit."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from keel.config import ProjectConfig
+from keel.data.triage import TriageOptions, triage
+from keel.evaluation.metrics import bootstrap_interval
+from keel.planning.search_space import suggest
+from keel.training.fit import divergence
+from keel.training.prepare import prepare
+from keel.training.search import SearchSettings, refit, search
+
+
+@pytest.fixture
+def data(rng: np.random.Generator):
+    n = 3000
+    frame = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n), "c": rng.choice(["a", "b", "c"], n)})
+    signal = frame["x"] + 0.5 * frame["z"] + (frame["c"] == "a") + rng.normal(scale=0.8, size=n)
+    frame["y"] = np.where(signal > 0.5, "yes", "no")
+    config = ProjectConfig(name="m", data=Path("d.parquet"), target="y", train={"families": ["lightgbm"]})
+    return prepare(frame, config, "synthetic", triage(frame, TriageOptions(target="y")))
+
+
+def settings(tmp_path: Path, resume: bool = False) -> SearchSettings:
+    return SearchSettings(f"sqlite:///{tmp_path / 'optuna.db'}", "m|test|s1", seed=1, threads=1, resume=resume)
+
+
+def test_search_respects_its_deadline_and_finds_a_good_model(data, tmp_path: Path) -> None:
+    start = time.monotonic()
+    result = search("lightgbm", data, data.valid, data.search_train, start + 3, settings(tmp_path))
+    assert time.monotonic() - start < 3 + 2  # a trial in flight stops at its next report
+    assert result.completed >= 2 and result.best_value > 0.8
+    assert result.best_params["num_leaves"] >= 8
+
+
+def test_resume_continues_the_same_study_and_fails_leftovers(data, tmp_path: Path) -> None:
+    first = search("linear", data, data.valid, data.search_train, time.monotonic() + 1, settings(tmp_path))
+    study = optuna.load_study(study_name=first.study, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    leftover = study.ask()  # what a kill -9 leaves: a trial that never finishes
+    resumed = search(
+        "linear", data, data.valid, data.search_train, time.monotonic() + 1, settings(tmp_path, resume=True)
+    )
+    assert resumed.study == first.study and resumed.trials > first.trials
+    states = {
+        t.number: t.state
+        for t in optuna.load_study(study_name=first.study, storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
+    }
+    assert states[leftover.number] == optuna.trial.TrialState.FAIL
+    fresh = search("linear", data, data.valid, data.search_train, time.monotonic() + 0.5, settings(tmp_path))
+    assert fresh.study != first.study  # without --resume a new study starts
+
+
+def test_refit_rebuilds_the_winning_parameters_through_the_same_space(data, tmp_path: Path) -> None:
+    result = search("lightgbm", data, data.valid, data.search_train, time.monotonic() + 2, settings(tmp_path))
+    model = refit("lightgbm", result.best_params, data, data.search_train, data.valid, settings(tmp_path))
+    expected = suggest(optuna.trial.FixedTrial(result.best_params), "lightgbm", "binary")
+    estimator = model.pipeline.steps[-1][1]
+    assert {k: estimator.get_params()[k] for k in expected} == expected
+    assert set(model.curves) == {"train", "valid"} and model.iterations
+
+
+def test_same_seed_and_data_give_the_same_predictions(data, tmp_path: Path) -> None:
+    from keel.schema import arrays_to_frame
+
+    params = {
+        "learning_rate": 0.1,
+        "num_leaves": 15,
+        "min_child_samples": 10,
+        "colsample_bytree": 0.8,
+        "subsample": 0.8,
+        "reg_lambda": 0.1,
+    }
+    frame = arrays_to_frame(data.schema, data.rows(data.test))
+    runs = [
+        refit(
+            f, params if f in ("lightgbm", "xgboost") else {}, data, data.search_train, data.valid, settings(tmp_path)
+        ).pipeline.predict_proba(frame)
+        for f in ("lightgbm", "lightgbm")
+    ]
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_divergence_is_the_round_where_validation_loss_turned() -> None:
+    train = [1.0 - 0.01 * i for i in range(60)]
+    valid = [1.0 - 0.01 * i for i in range(30)] + [0.71 + 0.01 * i for i in range(30)]
+    assert divergence({"train": train, "valid": valid}) == 30
+    assert divergence({"train": train, "valid": sorted(valid, reverse=True)}) is None
+
+
+def test_bootstrap_interval_brackets_the_metric(rng: np.random.Generator) -> None:
+    y = rng.integers(0, 2, 2000)
+    proba = np.clip(y * 0.6 + rng.uniform(0, 0.4, 2000), 0, 1)
+    both = np.column_stack([1 - proba, proba])
+    low, high = bootstrap_interval("roc_auc", y, both)
+    assert 0.5 < low < high <= 1.0
