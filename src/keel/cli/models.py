@@ -39,14 +39,9 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue the last (killed) search: its trials are kept.")] = False,
 ) -> None:
     """Baselines, then a budgeted search per family, every run tracked; the best on validation is registered."""
-    from keel.api.train import TrainOptions
     from keel.api.train import train as run_train
 
-    started = time.monotonic()
-    project = _with_budget(project_of(ctx, data), budget)
-    options = TrainOptions(_allowed(allow, reason), resume, hypothesis, started)
-    with training_progress(project.config.train.budget_seconds, started) as (step, trial):
-        result = run_train(project, options, on_step=step, on_trial=trial)
+    _project, result = _with_progress(run_train, ctx, data, budget, allow, reason, hypothesis, resume)
     _render_training(result)
 
 
@@ -94,13 +89,8 @@ def run(
 ) -> None:
     """Analyze, train, export and promote, for the project file."""
     from keel.api.run import run as run_all
-    from keel.api.train import TrainOptions
 
-    started = time.monotonic()
-    project = _with_budget(project_of(ctx, data), budget)
-    options = TrainOptions(_allowed(allow, reason), False, hypothesis, started)
-    with training_progress(project.config.train.budget_seconds, started) as (step, trial):
-        result = run_all(project, options, on_step=step, on_trial=trial)
+    project, result = _with_progress(run_all, ctx, data, budget, allow, reason, hypothesis, False)
     out = console()
     out.print(f"data snapshot [bold]{result.data.short}[/]: {result.data.rows:,} rows")
     _render_training(result.trained)
@@ -112,8 +102,26 @@ def run(
     summary(project, result.trained.version.ref)
 
 
-def _with_budget(project: Any, budget: str | None) -> Any:
-    return project.with_budget(parse_duration(budget)) if budget else project
+def _with_progress(
+    call: Any,
+    ctx: typer.Context,
+    data: Path | None,
+    budget: str | None,
+    allow: list[str] | None,
+    reason: str,
+    hypothesis: str,
+    resume: bool,
+) -> tuple[Any, Any]:
+    """Run a training verb (train, run) under a progress bar over its budget; the budget counts from now."""
+    from keel.api.train import TrainOptions
+
+    started = time.monotonic()
+    project = project_of(ctx, data)
+    if budget:
+        project = project.with_budget(parse_duration(budget))
+    options = TrainOptions(_allowed(allow, reason), resume, hypothesis, started)
+    with training_progress(project.config.train.budget_seconds, started) as (step, trial):
+        return project, call(project, options, on_step=step, on_trial=trial)
 
 
 def _allowed(checks: list[str] | None, reason: str) -> dict[str, str]:

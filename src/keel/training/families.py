@@ -42,25 +42,25 @@ def make_estimator(family: str, classification: bool, params: dict[str, Any], se
         import lightgbm as lgb
 
         cls = lgb.LGBMClassifier if classification else lgb.LGBMRegressor
-        return cls(
-            n_estimators=MAX_BOOSTING_ROUNDS,
-            random_state=seed,
-            n_jobs=threads,
-            deterministic=True,
-            force_row_wise=True,
-            verbose=-1,
-            **params,
-        )
+        base = {
+            "n_estimators": MAX_BOOSTING_ROUNDS,
+            "random_state": seed,
+            "n_jobs": threads,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+        }
+        return cls(**(base | params))  # params win: the final refit sets n_estimators
     if family == "xgboost":
         import xgboost as xgb
 
         cls = xgb.XGBClassifier if classification else xgb.XGBRegressor
-        return cls(
-            n_estimators=MAX_BOOSTING_ROUNDS,
-            random_state=seed,
-            n_jobs=threads,
-            tree_method="hist",
-            early_stopping_rounds=EARLY_STOPPING_ROUNDS,
-            **params,
-        )
+        base = {
+            "n_estimators": MAX_BOOSTING_ROUNDS,
+            "random_state": seed,
+            "n_jobs": threads,
+            "tree_method": "hist",
+            "early_stopping_rounds": EARLY_STOPPING_ROUNDS,
+        }
+        return cls(**(base | params))
     raise ConfigError(f"unknown model family '{family}'.", hint=f"Known families: {', '.join(FAMILIES)}.")

@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 
 from keel.planning.search_space import VERSION, default_params, suggest
+from keel.training.families import BOOSTERS
 from keel.training.fit import Candidate, StopTraining, fit_family, score
 from keel.training.prepare import Prepared
 
 CV_FOLDS = 5
+NO_EARLY_STOP = {"xgboost": {"early_stopping_rounds": None}}  # the final refit has no validation set
 
 
 @dataclass(frozen=True)
@@ -127,14 +129,26 @@ def refit(
     valid: np.ndarray | None,
     settings: SearchSettings,
 ) -> Candidate:
-    """The final model: the search space rebuilt from ``params`` (FixedTrial), fitted with curves."""
+    """The final model, on every training row, with the search space rebuilt from ``params`` (FixedTrial).
+
+    Boosted families first fit on ``train`` with early stopping on ``valid`` (for the number of
+    rounds and the loss curves), then refit on train + valid with the rounds scaled to the rows.
+    """
     import optuna
 
     fixed = suggest(optuna.trial.FixedTrial(params), family, data.plan.task) if params else {}
-    rows = train if valid is None or family in ("lightgbm", "xgboost") else np.concatenate([train, valid])
-    return fit_family(
-        family, fixed, data, np.sort(rows), valid, seed=settings.seed, threads=settings.threads, curves=True
+    everything = np.sort(train if valid is None else np.concatenate([train, valid]))
+    fit = {"seed": settings.seed, "threads": settings.threads}
+    if family not in BOOSTERS or valid is None:
+        return fit_family(family, fixed, data, everything, None, **fit)
+    probe = fit_family(family, fixed, data, train, valid, curves=True, **fit)
+    rounds = max(1, round((probe.iterations or 1) * len(everything) / len(train)))
+    final = fit_family(
+        family, fixed | {"n_estimators": rounds, **NO_EARLY_STOP.get(family, {})}, data, everything, None, **fit
     )
+    final.curves, final.iterations, final.overfit_iteration = probe.curves, rounds, probe.overfit_iteration
+    final.fit_seconds += probe.fit_seconds
+    return final
 
 
 def _evaluate(
@@ -149,8 +163,8 @@ def _evaluate(
 ) -> tuple[float, int | None]:
     import optuna
 
-    if valid is None:  # small data: cross-validate, no pruning
-        return _cross_validate(family, params, data, train, settings), None
+    if valid is None:  # small data: cross-validate, no pruning, stop between folds when out of time
+        return _cross_validate(family, params, data, train, settings, deadline), None
     sign = -1.0 if data.plan.greater_is_better else 1.0  # report losses so that the study's direction holds
     stopped = {"why": ""}
 
@@ -174,8 +188,9 @@ def _evaluate(
 
 
 def _cross_validate(
-    family: str, params: dict[str, Any], data: Prepared, rows: np.ndarray, settings: SearchSettings
+    family: str, params: dict[str, Any], data: Prepared, rows: np.ndarray, settings: SearchSettings, deadline: float
 ) -> float:
+    import optuna
     from sklearn.model_selection import KFold, StratifiedKFold
 
     splitter = (StratifiedKFold if data.plan.classification else KFold)(
@@ -185,6 +200,8 @@ def _cross_validate(
     for fold_train, fold_valid in splitter.split(rows, data.y[rows]):
         fitted = fit_family(family, params, data, rows[fold_train], None, seed=settings.seed, threads=settings.threads)
         scores.append(score(fitted.pipeline, data, rows[fold_valid])[data.plan.metric])
+        if time.monotonic() > deadline and len(scores) < CV_FOLDS:
+            raise optuna.TrialPruned("out of time")
     return float(np.mean(scores))
 
 
