@@ -58,9 +58,15 @@ class TrainConfig(_Section):
 
 
 class ExportConfig(_Section):
-    """Export checks: the largest allowed |native - ONNX| on held-out rows."""
+    """Export checks: the largest allowed |native - ONNX| on held-out rows.
+
+    Probabilities are compared absolutely; regression values relative to the largest
+    prediction, with a looser default: the ONNX tree ensembles compute in float32, and a
+    tuned booster on a target in the hundreds of thousands was measured 2.4e-4 apart.
+    """
 
     parity_tolerance: float = Field(1e-5, gt=0.0, le=0.1)
+    regression_parity_tolerance: float = Field(1e-3, gt=0.0, le=0.1)
     parity_rows: int = Field(2000, ge=10)
 
 

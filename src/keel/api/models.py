@@ -69,7 +69,9 @@ def export(project: Project, ref: str | None = None, *, on_step: Step | None = N
 
     model, schema = convert_pipeline(pipeline, schema, classification)
     step(f"checking parity on {len(next(iter(holdout.values()))):,} held-out rows")
-    parity = check_parity(pipeline, model, schema, holdout, classification, project.config.export.parity_tolerance)
+    settings = project.config.export
+    tolerance = settings.parity_tolerance if classification else settings.regression_parity_tolerance
+    parity = check_parity(pipeline, model, schema, holdout, classification, tolerance)
     if not parity.passed:
         raise ExportError(
             f"parity failed for {version.ref}: max |native - ONNX| {parity.output} difference {parity.max_diff:.2e} "
