@@ -17,7 +17,7 @@ from keel.data.snapshot import DatasetVersion, snapshot
 from keel.data.triage import TriageOptions
 from keel.errors import ConfigError, TrainingError
 from keel.evaluation.metrics import bootstrap_interval, is_better
-from keel.planning.rules import REFIT_SHARE, Plan
+from keel.planning.rules import Plan
 from keel.profile import build_profile
 from keel.registry.mlflow_registry import MlflowRegistry, ModelVersion
 from keel.schema import LOG_LABEL, arrays_to_frame
@@ -30,6 +30,8 @@ from keel.training.search import SearchResult, SearchSettings, TrialReport, refi
 
 Step = Callable[[str], None]
 TrialHook = Callable[[TrialReport], None]
+TRACKING_SHARE = 0.12  # of the budget: triage, refitting the baseline, bootstrap intervals, MLflow, registration
+REFIT_TRIALS = 2.5
 
 
 @dataclass
@@ -93,13 +95,8 @@ def train(
             cfg.train.threads,
             options.resume,
         )
-        searched = _search_all(
-            data,
-            settings,
-            started + cfg.train.budget_seconds * (1 - REFIT_SHARE),
-            step,
-            _trial_logger(tracker, parent, tags, on_trial),
-        )
+        end = started + cfg.train.budget_seconds * (1 - TRACKING_SHARE)
+        searched = _search_all(data, settings, end, step, _trial_logger(tracker, parent, tags, on_trial))
         candidates = [
             _final(family, searched.get(family), data, settings, tracker, parent, tags, step)
             for family in data.plan.families
@@ -142,16 +139,25 @@ def check_blocking(dataset: DatasetVersion, allow: dict[str, str]) -> dict[str, 
 
 
 def _search_all(
-    data: Prepared, settings: SearchSettings, deadline: float, step: Step, on_trial: TrialHook
+    data: Prepared, settings: SearchSettings, end: float, step: Step, on_trial: TrialHook
 ) -> dict[str, SearchResult]:
-    """Each searched family gets an equal share of the time left until ``deadline``."""
+    """Share the time until ``end`` between the families' searches and their final refits.
+
+    A refit costs about ``REFIT_TRIALS`` trials (a probe with early stopping, then the fit on
+    every row), so after each search that much of its median trial time is set aside and the
+    families still to search share what is left.
+    """
     families = [f for f in data.plan.families if f != "baseline"]
-    results = {}
+    results: dict[str, SearchResult] = {}
+    reserved = 0.0
     for i, family in enumerate(families):
         now = time.monotonic()
-        share = now + max(0.0, deadline - now) / (len(families) - i)
+        expected = reserved / i if i else 0.0  # this family's own refit, guessed from the others'
+        available = end - now - reserved - expected * (len(families) - i)
+        share = now + max(0.0, available) / (len(families) - i)
         step(f"searching {family}")
         results[family] = search(family, data, data.valid, data.search_train, share, settings, on_trial)
+        reserved += REFIT_TRIALS * results[family].trial_seconds
     return results
 
 

@@ -6,7 +6,7 @@
 | metric | keel.yaml's ``metric`` when not ``auto`` (it must fit the task); else binary: ROC AUC; multiclass: macro F1; regression: RMSE |
 | families | keel.yaml's ``train.families`` when not ``auto``; else a majority/mean ``baseline`` and a regularised ``linear`` model, plus ``lightgbm`` and ``xgboost`` from 1,000 training rows, ``random_forest`` below (cross-validated) |
 | split | the data stage's recommendation (``keel.data.split``) |
-| budget | keel.yaml's ``train.budget_seconds`` or ``--budget``; a quarter is kept for the final refits and tracking |
+| budget | keel.yaml's ``train.budget_seconds`` or ``--budget``; 12% is kept for tracking, and after each family's search about 2.5 of its trials are kept for its final refit |
 | compute | the training matrix's memory (rows x encoded features x 8 bytes) and the trials the budget allows at the first trial's speed |
 """
 
@@ -40,7 +40,6 @@ FAMILY_MODULES = {
     "xgboost": "xgboost",
 }
 FAMILY_INSTALL = {"lightgbm": "pip install lightgbm", "xgboost": "pip install xgboost-cpu"}
-REFIT_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -138,8 +137,11 @@ def decide_families(rows: int, configured: tuple[str, ...] | str = "auto") -> De
 def decide_budget(seconds: float) -> Decision:
     if seconds <= 0:
         raise ConfigError(f"a training budget must be positive, got {seconds:g} s.", hint="Use e.g. --budget 60s.")
-    search = seconds * (1 - REFIT_SHARE)
-    return Decision("budget", f"{seconds:g}s", f"{search:.0f} s for the search, the rest for refits and tracking")
+    return Decision(
+        "budget",
+        f"{seconds:g}s",
+        "searches share it; each family's final refit (about 2.5 of its trials) and the tracking are set aside from it",
+    )
 
 
 def make_plan(

@@ -47,6 +47,7 @@ class SearchResult:
     best_value: float
     trials: int
     completed: int
+    trial_seconds: float = 0.0  # median duration of a completed trial: what a refit will roughly cost
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def search(
         return SearchResult(
             family, study.study_name, default_params(family, data.plan.task), float("nan"), len(study.trials), 0
         )
+    seconds = float(np.median([t.user_attrs.get("seconds", 0.0) for t in completed]))
     return SearchResult(
         family,
         study.study_name,
@@ -118,6 +120,7 @@ def search(
         float(study.best_value),
         len(study.trials),
         len(completed),
+        seconds,
     )
 
 
