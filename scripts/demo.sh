@@ -26,7 +26,7 @@ cd "$DEMO"
 step "keel analyze: triage and a content-addressed snapshot"
 keel analyze "$DATA" --target income
 
-step "keel run: train (baseline + LightGBM, tracked in MLflow) -> export (ONNX + parity) -> promote"
+step "keel run: plan, then train (baseline, linear, LightGBM, XGBoost searched within keel.yaml's 30 s budget, tracked in MLflow) -> export (ONNX + parity) -> promote"
 keel run
 
 PORT="$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
