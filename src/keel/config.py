@@ -167,11 +167,6 @@ def load_project(path: Path | str | None = None) -> Project:
     return Project(config=config, root=file.parent.resolve())
 
 
-def admin_token() -> str | None:
-    """The bearer token for admin endpoints (``KEEL_ADMIN_TOKEN``), if set."""
-    return os.environ.get("KEEL_ADMIN_TOKEN") or None
-
-
 def validate_name(name: str, what: str = "model name") -> str:
     """Refuse names the registry or a file path cannot hold safely."""
     if not re.match(NAME_PATTERN, name):

@@ -31,13 +31,13 @@ def load_alias(store: Store, model: str, alias: str = "champion") -> Bundle:
     return load_bundle(store.bundle_dir(model, version), digest)
 
 
-def build_app(project: Project, alias: str = "champion") -> Any:
-    """The ASGI app serving ``alias`` of the project's model."""
+def build_app(project: Project, alias: str = "champion", bundle: Bundle | None = None) -> Any:
+    """The ASGI app serving ``alias`` of the project's model (or ``bundle``, already verified)."""
     from keel.serving.app import ServingState, create_app
     from keel.serving.predlog import PredictionLog
 
     store = Store(project.store_path)
-    bundle = load_alias(store, project.name, alias)
+    bundle = bundle or load_alias(store, project.name, alias)
     log = PredictionLog(store.predictions_dir(project.name), project.config.serving.log_flush_seconds)
     state = ServingState(Predictor(bundle), log, project.config.serving.max_batch_rows)
     return create_app(state)
@@ -55,10 +55,11 @@ def serve(
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     settings = project.config.serving
-    app = build_app(project)
+    bundle = load_alias(Store(project.store_path), project.name)  # hashes verified once, here
+    app = build_app(project, bundle=bundle)
     host, port = host or settings.host, port or settings.port
     if on_ready is not None:
-        on_ready(f"http://{host}:{port}", load_alias(Store(project.store_path), project.name))
+        on_ready(f"http://{host}:{port}", bundle)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

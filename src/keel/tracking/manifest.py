@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -49,10 +48,6 @@ def frozen_requirements() -> str:
     """Every installed distribution as ``name==version`` lines (like pip freeze)."""
     lines = {f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions() if d.metadata["Name"]}
     return "\n".join(sorted(lines, key=str.lower)) + "\n"
-
-
-def python_executable() -> str:
-    return sys.executable
 
 
 def _version(name: str) -> str:
