@@ -56,7 +56,9 @@ def rows(root: Path, n: int, offset: int = 0) -> list[dict[str, object]]:
 
 def test_training_tracks_every_family_trial_and_curve(lifecycle: dict) -> None:
     trained, project = lifecycle["trained"], lifecycle["project"]
-    assert [c.family for c in trained.candidates] == ["baseline", "linear", "lightgbm", "xgboost"]
+    families = [c.family for c in trained.candidates]
+    assert families[:4] == ["baseline", "linear", "lightgbm", "xgboost"]
+    assert families[4:] in ([], ["ensemble"])  # when selection on validation keeps two families or more
     assert trained.best.family != "baseline"
     assert trained.best.metrics["roc_auc"] > 0.85 > trained.candidates[0].metrics["roc_auc"]
     assert (
@@ -69,7 +71,7 @@ def test_training_tracks_every_family_trial_and_curve(lifecycle: dict) -> None:
     assert parent.data.tags["keel.role"] == "parent" and "plan" in parent.data.params
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{trained.parent_run_id}'")
     roles = [r.data.tags["keel.role"] for r in children]
-    assert roles.count("final") == 4 and roles.count("trial") >= 1  # a 4 s budget leaves time for few trials
+    assert roles.count("final") == len(families) and roles.count("trial") >= 1  # 4 s leave time for few trials
     for candidate in trained.candidates:
         run = client.get_run(candidate.run_id)
         assert {"roc_auc", "f1", "accuracy", "roc_auc_ci_low"} <= set(run.data.metrics)

@@ -68,7 +68,8 @@ def test_reproduce_compare_and_dead_end(project_dir: Path) -> None:
     keel("train", "--hypothesis", "baseline search", cwd=project_dir, check=True)
     table = keel("runs", "compare", cwd=project_dir, check=True).stdout
     assert "baseline search" in table and "beats the baseline" in table
-    run = table.splitlines()[1].split()[0]
+    rows = [line.split() for line in table.splitlines()[1:] if line.strip()]
+    run = next((row[0] for row in rows if row[1] == "ensemble"), rows[0][0])  # an ensemble refits every member
     reproduced = keel("reproduce", run, cwd=project_dir, check=True).stdout
     assert "difference +0.00e+00" in reproduced
     keel("runs", "dead-end", run, "--why", "tried, no gain", cwd=project_dir, check=True)

@@ -52,8 +52,10 @@ def test_unsafe_model_names_are_refused(name: str) -> None:
         validate_name(name)
 
 
-def test_parity_tolerances_differ_for_probabilities_and_regression(project_dir: Path, tmp_path: Path) -> None:
+def test_parity_tolerances_are_set_separately_for_probabilities_and_regression(
+    project_dir: Path, tmp_path: Path
+) -> None:
     export = load_project(project_dir).config.export
-    assert (export.parity_tolerance, export.regression_parity_tolerance) == (1e-5, 1e-3)
+    assert (export.parity_tolerance, export.regression_parity_tolerance) == (1e-5, 1e-5)
     with pytest.raises(ConfigError, match="regression_parity_tolerance"):
         load_project(write(tmp_path, "name: m\ndata: d.csv\ntarget: y\nexport: {regression_parity_tolerance: 0}\n"))

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from keel.exporting.converters import float32_floor
 from keel.exporting.onnx_convert import convert_pipeline
 from keel.exporting.parity import check_parity, measure_latency
 from keel.features.build import build_pipeline
@@ -78,3 +81,28 @@ def test_latency_is_measured(rng: np.random.Generator) -> None:
     latency = measure_latency(model, schema, arrays, repeats=20)
     assert 0 < latency.single_row_p50_ms <= latency.single_row_p99_ms
     assert latency.batch_rows == 200 and latency.batch_rows_per_s > 0
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False, width=64), st.floats(allow_nan=False, width=32))
+def test_float32_floor_keeps_every_float32_comparison(threshold: float, x: float) -> None:
+    floor = float32_floor(threshold)
+    assert np.float32(floor) == floor  # representable in the graph
+    assert (x <= threshold) == (x <= floor)
+
+
+def test_lightgbm_regression_on_neighbouring_float32_values_keeps_parity(rng: np.random.Generator) -> None:
+    """Neighbouring float32 values, as in california_housing's median_income (3.0489998 and
+    3.049): LightGBM splits at their midpoint, which nearest rounding turns into the upper one."""
+    n = 4000
+    values = rng.uniform(0, 15, size=(n, 4)).round(2).astype(np.float32)
+    values[::2] = np.nextafter(values[::2], np.float32(-np.inf))
+    frame = pd.DataFrame({f"x{i}": values[:, i] for i in range(4)})
+    schema = InputSchema(tuple(Column(name, NUMERIC) for name in frame.columns))
+    arrays = schema.frame_to_arrays(frame)
+    y = (frame.sum(axis=1).to_numpy() * 1e5 + rng.normal(size=n) * 1e4).astype(np.float64)
+    estimator = make_estimator("lightgbm", False, {}, seed=1, threads=1)
+    estimator.set_params(n_estimators=300, num_leaves=63, min_child_samples=2, learning_rate=0.1)
+    pipeline = build_pipeline(schema, estimator).fit(arrays_to_frame(schema, arrays), y)
+    model, schema = convert_pipeline(pipeline, schema, False)
+    parity = check_parity(pipeline, model, schema, arrays, False, tolerance=1e-5)
+    assert parity.passed, parity

@@ -11,6 +11,8 @@ from keel.data.snapshot import load_snapshot
 from keel.errors import TrainingError
 from keel.store import Store
 from keel.tracking.runs import FinalRun, RunStore
+from keel.training.ensemble import FAMILY as ENSEMBLE
+from keel.training.ensemble import assemble
 from keel.training.fit import score
 from keel.training.prepare import prepare
 from keel.training.search import SearchSettings, refit
@@ -73,10 +75,17 @@ def reproduce(project: Project, run: str) -> Reproduction:
     data = prepare(dataset.load(), config, dataset.source, dataset.triage)
     settings = SearchSettings("", "", config.seed, config.train.threads)
     family, params = tags["keel.family"], json.loads(tags.get("keel.params", "{}"))
-    candidate = refit(family, params, data, data.search_train, data.valid, settings)
+    if family == ENSEMBLE:  # refit every member, then weigh them as recorded
+        members = [
+            (name, refit(name, params["members"][name], data, data.search_train, data.valid, settings).pipeline, weight)
+            for name, weight in params["weights"].items()
+        ]
+        pipeline = assemble(members, data.plan.classification)
+    else:
+        pipeline = refit(family, params, data, data.search_train, data.valid, settings).pipeline
     metric = tags["keel.metric"]
     recorded = float(found.data.metrics.get(metric, math.nan))
-    return Reproduction(found.info.run_id, family, metric, recorded, score(candidate.pipeline, data, data.test)[metric])
+    return Reproduction(found.info.run_id, family, metric, recorded, score(pipeline, data, data.test)[metric])
 
 
 def _verdict(run: FinalRun, baseline: float | None) -> str:

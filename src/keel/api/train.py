@@ -16,7 +16,7 @@ from keel.config import Project
 from keel.data.snapshot import DatasetVersion, snapshot
 from keel.data.triage import TriageOptions
 from keel.errors import ConfigError, TrainingError
-from keel.evaluation.metrics import bootstrap_interval, is_better
+from keel.evaluation.metrics import bootstrap_interval, is_better, metric_value
 from keel.planning.rules import Plan
 from keel.profile import build_profile
 from keel.registry.mlflow_registry import MlflowRegistry, ModelVersion
@@ -24,6 +24,8 @@ from keel.schema import LOG_LABEL, arrays_to_frame
 from keel.store import Store
 from keel.tracking import manifest
 from keel.tracking.base import Tracker
+from keel.training.ensemble import FAMILY as ENSEMBLE
+from keel.training.ensemble import assemble, blend, select_weights
 from keel.training.fit import Candidate, predictions_of, score
 from keel.training.prepare import Prepared, prepare
 from keel.training.search import SearchResult, SearchSettings, TrialReport, refit, search
@@ -101,6 +103,19 @@ def train(
             _final(family, searched.get(family), data, settings, tracker, parent, tags, step)
             for family in data.plan.families
         ]
+        ensemble = _ensemble(searched, candidates, data, step)
+        if ensemble is not None:
+            _track_final(
+                tracker,
+                ensemble,
+                data,
+                parent,
+                tags,
+                "",
+                {"weights": ensemble.params["weights"]}
+                | {"members": {f: searched[f].best_params for f in ensemble.params["weights"]}},
+            )
+            candidates.append(ensemble)
         best = _best(candidates, data.plan)
         step(f"logging the {best.family} model")
         _log_model(tracker, best, data, tags | {"keel.family": best.family})
@@ -181,13 +196,44 @@ def _final(
     candidate.validation_score = searched_score if math.isfinite(searched_score) else _validation(candidate, data)
     candidate.trials = searched.trials if searched else 0
     step(f"tracking {family}")
-    final_tags = tags | {"mlflow.parentRunId": parent, "keel.family": family, "keel.role": "final"}
-    manifest_tags = {
-        "keel.study": searched.study if searched else "",
-        "keel.params": json.dumps(params),
-        "keel.config": data_config_json(data),
-    }
+    _track_final(tracker, candidate, data, parent, tags, searched.study if searched else "", params)
+    return candidate
+
+
+def _track_final(
+    tracker: Tracker,
+    candidate: Candidate,
+    data: Prepared,
+    parent: str,
+    tags: dict[str, str],
+    study: str,
+    params: dict[str, Any],
+) -> None:
+    """A final run with the manifest ``keel reproduce`` rebuilds it from (``params``: what refit takes)."""
+    final_tags = tags | {"mlflow.parentRunId": parent, "keel.family": candidate.family, "keel.role": "final"}
+    manifest_tags = {"keel.study": study, "keel.params": json.dumps(params), "keel.config": data_config_json(data)}
     _track(tracker, candidate, final_tags | manifest_tags)
+
+
+def _ensemble(
+    searched: dict[str, SearchResult], candidates: list[Candidate], data: Prepared, step: Step
+) -> Candidate | None:
+    """The weighted ensemble of the final pipelines, when selection on validation keeps two or more."""
+    predictions = {f: r.predictions for f, r in searched.items() if r.predictions is not None}
+    if not data.config.train.ensemble or len(predictions) < 2:
+        return None
+    rows = data.search_train if data.valid is None else data.valid
+    plan = data.plan
+    weights = select_weights(predictions, data.y[rows], plan.metric, plan.greater_is_better)
+    if len(weights) < 2:
+        return None
+    step(f"weighing an ensemble of {', '.join(weights)}")
+    finals = {c.family: c for c in candidates}
+    model = assemble([(f, finals[f].pipeline, w) for f, w in weights.items()], plan.classification)
+    candidate = Candidate(ENSEMBLE, model, {}, sum(finals[f].fit_seconds for f in weights), {"weights": weights})
+    candidate.metrics = score(model, data, data.test)
+    candidate.metrics |= _interval(candidate, data)
+    candidate.validation_score = metric_value(plan.metric, data.y[rows], blend(predictions, weights))
     return candidate
 
 

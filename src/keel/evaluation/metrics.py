@@ -46,7 +46,16 @@ def is_better(candidate: float, incumbent: float, greater_is_better: bool) -> bo
 
 
 def metric_value(metric: str, y_true: np.ndarray, predicted: np.ndarray) -> float:
-    """One metric from class probabilities (classification) or values (regression)."""
+    """One metric from class probabilities (classification) or values (regression).
+
+    The common ones are computed alone (the search and ensemble selection call this often).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    if metric == "roc_auc" and predicted.ndim == 2 and predicted.shape[1] == 2:
+        return float(roc_auc_score(y_true, predicted[:, 1]))
+    if metric == "rmse" and predicted.ndim == 1:
+        return float(np.sqrt(np.mean((np.asarray(y_true, dtype=np.float64) - predicted) ** 2)))
     if predicted.ndim == 2:
         return classification_metrics(y_true, predicted)[metric]
     return regression_metrics(y_true, predicted)[metric]

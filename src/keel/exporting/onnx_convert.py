@@ -24,7 +24,8 @@ def convert_pipeline(pipeline: Any, schema: InputSchema, classification: bool) -
         (c.name, FloatTensorType([None, 1]) if c.kind == NUMERIC else StringTensorType([None, 1]))
         for c in schema.columns
     ]
-    options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if classification else None
+    model = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline  # a Pipeline, or an ensemble of them
+    options = {id(model): {"zipmap": False}} if classification else None
     try:
         graph = convert_sklearn(pipeline, initial_types=types, options=options, target_opset=TARGET_OPSET)
     except Exception as exc:

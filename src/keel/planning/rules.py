@@ -5,6 +5,7 @@
 | task | keel.yaml's ``task`` when not ``auto``; else the data stage's rule (``keel.data.target.infer_task``) |
 | metric | keel.yaml's ``metric`` when not ``auto`` (it must fit the task); else binary: ROC AUC; multiclass: macro F1; regression: RMSE |
 | families | keel.yaml's ``train.families`` when not ``auto``; else a majority/mean ``baseline`` and a regularised ``linear`` model, plus ``lightgbm`` and ``xgboost`` from 1,000 training rows, ``random_forest`` below (cross-validated) |
+| ensemble | unless ``train.ensemble: false``, a soft vote of the searched families weighted by greedy selection (``keel.training.ensemble``) on validation predictions; kept only if best on validation |
 | split | the data stage's recommendation (``keel.data.split``) |
 | budget | keel.yaml's ``train.budget_seconds`` or ``--budget``; 12% is kept for tracking, and after each family's search about 2.5 of its trials are kept for its final refit |
 | compute | the training matrix's memory (rows x encoded features x 8 bytes) and the trials the budget allows at the first trial's speed |
@@ -144,6 +145,16 @@ def decide_budget(seconds: float) -> Decision:
     )
 
 
+def decide_ensemble(enabled: bool) -> Decision:
+    if not enabled:
+        return Decision("ensemble", "off", "set in keel.yaml (train.ensemble: false)")
+    return Decision(
+        "ensemble",
+        "weighted vote of the searched families",
+        "greedy selection on the best trials' validation predictions; kept only if best on validation",
+    )
+
+
 def make_plan(
     target: Any,
     *,
@@ -153,6 +164,7 @@ def make_plan(
     rows: int | None = None,
     budget_seconds: float = 60.0,
     split: Decision | None = None,
+    ensemble: bool = True,
 ) -> Plan:
     """The plan for a target column; ``rows`` is the number of training rows."""
     rows = len(target) if rows is None else rows
@@ -160,7 +172,7 @@ def make_plan(
     metric_decision = decide_metric(task_decision.value, metric)
     family_decision = decide_families(rows, families)
     budget_decision = decide_budget(budget_seconds)
-    decisions = [task_decision, metric_decision, family_decision, budget_decision]
+    decisions = [task_decision, metric_decision, family_decision, decide_ensemble(ensemble), budget_decision]
     if split is not None:
         decisions.append(split)
     return Plan(

@@ -186,10 +186,18 @@ def divergence(curves: dict[str, list[float]]) -> int | None:
 
 def score(pipeline: Any, data: Prepared, index: np.ndarray) -> dict[str, float]:
     """The task's metric suite on the rows in ``index``."""
+    predicted = predict(pipeline, data, index)
+    if data.plan.classification:
+        return classification_metrics(data.y[index], predicted)
+    return regression_metrics(data.y[index], predicted)
+
+
+def predict(pipeline: Any, data: Prepared, index: np.ndarray) -> np.ndarray:
+    """Class probabilities (classification) or values (regression) for the rows in ``index``."""
     frame = arrays_to_frame(data.schema, data.rows(index))
     if data.plan.classification:
-        return classification_metrics(data.y[index], pipeline.predict_proba(frame))
-    return regression_metrics(data.y[index], pipeline.predict(frame))
+        return np.asarray(pipeline.predict_proba(frame))  # float32 from XGBoost: log loss checks sums at its precision
+    return np.asarray(pipeline.predict(frame), dtype=np.float64)
 
 
 def predictions_of(pipeline: Any, data: Prepared, index: np.ndarray) -> dict[str, np.ndarray]:

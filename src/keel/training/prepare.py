@@ -69,6 +69,7 @@ def prepare(frame: Any, config: ProjectConfig, source: str, triage: TriageReport
         rows=len(train),
         budget_seconds=config.train.budget_seconds,
         split=split,
+        ensemble=config.train.ensemble,
     )
     search_train, valid = train, None
     if not plan.cross_validate:

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from keel.evaluation.metrics import is_better, metric_value
 from keel.planning.search_space import VERSION, default_params, suggest
 from keel.training.families import BOOSTERS
-from keel.training.fit import Candidate, StopTraining, fit_family, score
+from keel.training.fit import Candidate, StopTraining, fit_family, predict
 from keel.training.prepare import Prepared
 
 CV_FOLDS = 5
@@ -48,6 +49,7 @@ class SearchResult:
     trials: int
     completed: int
     trial_seconds: float = 0.0  # median duration of a completed trial: what a refit will roughly cost
+    predictions: np.ndarray | None = None  # the best trial's out-of-sample predictions (ensemble selection)
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,17 @@ def search(
     study = _study(family, data, settings)
     if not study.trials:
         study.enqueue_trial(default_params(family, data.plan.task), skip_if_exists=True)
+    predicted: dict[int, np.ndarray] = {}  # trial number -> its predictions, kept for the best trial only
 
     def objective(trial: Any) -> float:
         params = suggest(trial, family, data.plan.task)
         started = time.perf_counter()
-        value, iterations = _evaluate(trial, family, params, data, train, valid, deadline, settings)
+        value, iterations, predictions = _evaluate(trial, family, params, data, train, valid, deadline, settings)
         trial.set_user_attr("iterations", iterations)
         trial.set_user_attr("seconds", time.perf_counter() - started)
+        if _improves(study, value, data.plan.greater_is_better):
+            predicted.clear()
+            predicted[trial.number] = predictions
         return value
 
     def report(study: Any, trial: Any) -> None:
@@ -121,7 +127,16 @@ def search(
         len(study.trials),
         len(completed),
         seconds,
+        predicted.get(study.best_trial.number),
     )
+
+
+def _improves(study: Any, value: float, greater_is_better: bool) -> bool:
+    """Whether a trial's value beats every completed trial of ``study`` so far."""
+    import optuna
+
+    values = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return not values or is_better(value, max(values) if greater_is_better else min(values), greater_is_better)
 
 
 def refit(
@@ -163,11 +178,14 @@ def _evaluate(
     valid: np.ndarray | None,
     deadline: float,
     settings: SearchSettings,
-) -> tuple[float, int | None]:
+) -> tuple[float, int | None, np.ndarray]:
+    """The trial's validation score, its boosting rounds, and its predictions on the validation
+    rows (or, when cross-validating, out-of-fold on the training rows)."""
     import optuna
 
     if valid is None:  # small data: cross-validate, no pruning, stop between folds when out of time
-        return _cross_validate(family, params, data, train, settings, deadline), None
+        value, predictions = _cross_validate(family, params, data, train, settings, deadline)
+        return value, None, predictions
     sign = -1.0 if data.plan.greater_is_better else 1.0  # report losses so that the study's direction holds
     stopped = {"why": ""}
 
@@ -187,12 +205,14 @@ def _evaluate(
         raise optuna.TrialPruned(stopped["why"]) from None
     if stopped["why"]:
         raise optuna.TrialPruned(stopped["why"])
-    return score(fitted.pipeline, data, valid)[data.plan.metric], fitted.iterations
+    predictions = predict(fitted.pipeline, data, valid)
+    return metric_value(data.plan.metric, data.y[valid], predictions), fitted.iterations, predictions
 
 
 def _cross_validate(
     family: str, params: dict[str, Any], data: Prepared, rows: np.ndarray, settings: SearchSettings, deadline: float
-) -> float:
+) -> tuple[float, np.ndarray]:
+    """The mean score over the folds, and the out-of-fold predictions of every row in ``rows``."""
     import optuna
     from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -200,12 +220,18 @@ def _cross_validate(
         CV_FOLDS, shuffle=True, random_state=settings.seed
     )
     scores = []
+    out_of_fold: np.ndarray | None = None
     for fold_train, fold_valid in splitter.split(rows, data.y[rows]):
         fitted = fit_family(family, params, data, rows[fold_train], None, seed=settings.seed, threads=settings.threads)
-        scores.append(score(fitted.pipeline, data, rows[fold_valid])[data.plan.metric])
+        predictions = predict(fitted.pipeline, data, rows[fold_valid])
+        if out_of_fold is None:
+            out_of_fold = np.zeros((len(rows), *predictions.shape[1:]))
+        out_of_fold[fold_valid] = predictions
+        scores.append(metric_value(data.plan.metric, data.y[rows[fold_valid]], predictions))
         if time.monotonic() > deadline and len(scores) < CV_FOLDS:
             raise optuna.TrialPruned("out of time")
-    return float(np.mean(scores))
+    assert out_of_fold is not None
+    return float(np.mean(scores)), out_of_fold
 
 
 def _study(family: str, data: Prepared, settings: SearchSettings) -> Any:
