@@ -80,6 +80,30 @@ class ServingConfig(_Section):
     port: int = Field(8000, ge=1, le=65535)
     log_flush_seconds: float = Field(1.0, gt=0.0, le=60.0)
     max_batch_rows: int = Field(10_000, ge=1)
+    latency_budget_ms: float = Field(10.0, gt=0.0)  # single-row p50 at export; the promotion gate checks it
+
+
+class EvaluateConfig(_Section):
+    """Slices of the hold-out rows to score separately (categorical: by value; numeric: by
+    quartile), and the intended use the model card states."""
+
+    slices: tuple[str, ...] = ()
+    intended_use: str = ""
+
+
+class GuardConfig(_Section):
+    """The promotion gate, relative to the champion's score on the golden set.
+
+    ``min_improvement``: the challenger must beat the champion by at least this fraction of
+    the champion's score, with a paired bootstrap interval of the difference above zero.
+    ``max_slice_regression``: no slice of at least ``min_slice_size`` golden rows may get
+    worse by more than this fraction.
+    """
+
+    min_improvement: float = Field(0.0, ge=0.0, le=1.0)
+    max_slice_regression: float = Field(0.02, ge=0.0, le=1.0)
+    min_slice_size: int = Field(50, ge=1)
+    resamples: int = Field(200, ge=20, le=10_000)
 
 
 class MonitorConfig(_Section):
@@ -108,6 +132,8 @@ class ProjectConfig(_Section):
     train: TrainConfig = TrainConfig()
     export: ExportConfig = ExportConfig()
     serving: ServingConfig = ServingConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    guard: GuardConfig = GuardConfig()
     monitor: MonitorConfig = MonitorConfig()
 
 

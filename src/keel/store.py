@@ -56,6 +56,9 @@ class Store:
     def reports_dir(self) -> Path:
         return self.root / "reports"
 
+    def golden_file(self, model: str, digest: str) -> Path:
+        return self.root / "golden" / model / f"{digest}.parquet"
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and an atomic rename."""

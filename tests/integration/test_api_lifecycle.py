@@ -96,10 +96,10 @@ def test_export_writes_a_verified_bundle_with_parity(lifecycle: dict) -> None:
     assert "age" in bundle.profile and "keel_score" in bundle.profile
 
 
-def test_first_promotion_says_there_was_no_gate(lifecycle: dict) -> None:
+def test_first_promotion_says_there_was_no_champion_to_compare(lifecycle: dict) -> None:
     change = lifecycle["promoted"]
     assert (change.version, change.previous) == ("1", None)
-    assert "no gate" in change.note
+    assert "first champion" in change.note and "golden set" in change.note
 
 
 def test_server_predicts_with_version_validates_and_logs(lifecycle: dict) -> None:

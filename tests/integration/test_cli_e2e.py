@@ -35,7 +35,7 @@ def test_train_export_promote_serve_rollback(project_dir: Path, start_server) ->
     exported = keel("export", cwd=project_dir, check=True)
     assert "parity: max |native - ONNX| probabilities" in exported.stdout
     promoted = keel("promote", cwd=project_dir, check=True)
-    assert "champion is now adult-income@1" in promoted.stdout and "no gate" in promoted.stdout
+    assert "champion is now adult-income@1" in promoted.stdout and "first champion" in promoted.stdout
 
     server = start_server(project_dir)
     reply = httpx.post(f"{server.url}/predict", json={"rows": rows(project_dir, 4)}, timeout=10)
@@ -56,13 +56,14 @@ def test_train_export_promote_serve_rollback(project_dir: Path, start_server) ->
     assert "scored 5,000 rows with adult-income@1" in scored.stdout
     assert len(pd.read_csv(project_dir / "scored.csv")) == 5000
 
-    # A second model on another split: not comparable, so the gate refuses unless forced.
+    # A second model on another split trained on the golden rows: refused unless forced.
     config = project_dir / "keel.yaml"
     config.write_text(config.read_text().replace("seed: 42", "seed: 7"))
     keel("train", cwd=project_dir, check=True)
     keel("export", "adult-income@2", cwd=project_dir, check=True)
     refused = keel("promote", "2", cwd=project_dir)
     assert refused.returncode == 5 and "refused to promote adult-income@2" in refused.stderr
+    assert "golden rows unseen: " in refused.stderr  # seed 7 trained on seed 42's test rows
     assert "Traceback" not in refused.stderr
     forced = keel("promote", "2", "--force", "--reason", "new split", cwd=project_dir, check=True)
     assert "champion is now adult-income@2 (was @1)" in forced.stdout

@@ -14,18 +14,26 @@ import numpy as np
 
 from keel._version import __version__
 from keel.config import Project
-from keel.errors import ExportError, RegistryError
-from keel.exporting.bundle import load_bundle, write_bundle
+from keel.errors import ConfigError, ExportError, RegistryError
+from keel.evaluation.gate import Check, improvement_check, latency_check, parity_check, slice_check
+from keel.evaluation.suite import slice_groups
+from keel.exporting.bundle import Bundle, load_bundle, write_bundle
 from keel.exporting.parity import Latency, Parity, check_parity, measure_latency
-from keel.registry.champion import BUNDLE_DIGEST_TAG, AliasChange, sync_serving
+from keel.registry.champion import BUNDLE_DIGEST_TAG, CHAMPION, AliasChange, sync_serving
+from keel.registry.champion import history as champion_history
 from keel.registry.champion import promote as promote_version
 from keel.registry.champion import rollback as rollback_champion
+from keel.registry.golden import DIGEST_TAG as GOLDEN_DIGEST_TAG
+from keel.registry.golden import TARGET as GOLDEN_TARGET
+from keel.registry.golden import freeze as freeze_golden
+from keel.registry.golden import load as load_golden
 from keel.registry.mlflow_registry import MlflowRegistry, ModelVersion
 from keel.registry.refs import parse_ref
 from keel.schema import NUMERIC, InputSchema
 from keel.store import Store
 
 Step = Callable[[str], None]
+GOLDEN_OVERLAP = 0.01  # exact duplicates in a data set may put a few golden rows in training
 
 
 @dataclass(frozen=True)
@@ -104,17 +112,196 @@ def export(project: Project, ref: str | None = None, *, on_step: Step | None = N
 
 
 def promote(project: Project, ref: str | None = None, *, force: bool = False, reason: str = "") -> AliasChange:
-    """Make a version the champion: it must be exported, its bundle intact, and not worse."""
+    """Make a version the champion if the gate passes (see ``keel.evaluation.gate``).
+
+    The version must be exported (its bundle intact). Against a current champion, both
+    bundles score the golden set, frozen from the first champion's hold-out rows: the
+    challenger must beat the champion with a paired interval above zero, and no configured
+    slice may regress. Parity and latency from the export are checked too. Nothing changes
+    until every check has run; a refusal is recorded and raised as ``PromotionRefused``.
+    """
     registry, version = resolve(project, ref)
+    store = Store(project.store_path).ensure()
+    challenger = _exported_bundle(store, version)
+    current = registry.aliases(version.name).get(CHAMPION)
+    if current == version.version:
+        raise RegistryError(f"{version.ref} is already the champion.", hint="Nothing to do.")
+    guard = project.config.guard
+    checks = [
+        parity_check(challenger.parity.get("parity", {})),
+        latency_check(challenger.parity.get("latency", {}), project.config.serving.latency_budget_ms),
+    ]
+    note = ""
+    if current is None:
+        note = "first champion: there is no earlier model to compare against; its hold-out rows become the golden set."
+    else:
+        champion = _exported_bundle(store, registry.get(version.name, current))
+        frame, digest = _golden(registry, store, registry.get(version.name, current))
+        y, champion_out, challenger_out = _score_golden(frame, champion, challenger)
+        metric = champion.metadata["metric"]
+        greater = _greater_is_better(metric)
+        slices = _golden_slices(frame, project.config.evaluate.slices)
+        checks = [
+            improvement_check(
+                metric,
+                greater,
+                y,
+                champion_out,
+                challenger_out,
+                min_improvement=guard.min_improvement,
+                resamples=guard.resamples,
+                seed=project.config.seed,
+            ),
+            slice_check(
+                metric,
+                greater,
+                y,
+                champion_out,
+                challenger_out,
+                slices,
+                min_rows=guard.min_slice_size,
+                max_regression=guard.max_slice_regression,
+            ),
+            _unseen_check(project, version, frame),
+            *checks,
+        ]
+        note = f"golden set {digest[:12]} ({len(frame):,} rows)"
+    if current is None and not registry.model_tags(version.name).get(GOLDEN_DIGEST_TAG):
+        _freeze_golden(registry, store, version)
+    return promote_version(registry, store, version, checks, force=force, reason=reason, note=note)
+
+
+def history(project: Project, name: str | None = None) -> list[dict[str, Any]]:
+    """Every promotion, refusal and rollback of a model, oldest first."""
+    registry = MlflowRegistry(project.tracking_uri)
+    model = name or project.name
+    registry.get(model)
+    return champion_history(registry, model)
+
+
+def _unseen_check(project: Project, version: ModelVersion, golden: Any) -> Check:
+    """The golden rows must not be among the challenger's training rows, or its score on them is
+    a training score. Rows are compared on the input columns both have (exact duplicates in
+    the data itself may match a few: up to ``GOLDEN_OVERLAP`` of the rows pass)."""
+    import pandas as pd
+
+    from keel.config import ProjectConfig
+    from keel.data.snapshot import load_snapshot
+    from keel.tracking.runs import RunStore
+    from keel.training.prepare import prepare
+
+    tags = RunStore(project.tracking_uri, version.name).get(version.run_id).data.tags
+    config = ProjectConfig.model_validate(json.loads(tags["keel.config"]))
+    dataset = load_snapshot(Store(project.store_path), tags["keel.data_digest"])
+    data = prepare(dataset.load(), config, dataset.source, dataset.triage)
+    columns = [c.name for c in data.schema.columns if c.name in golden.columns]
+    trained = pd.DataFrame({c: data.x[c][data.train] for c in columns})
+    seen = set(pd.util.hash_pandas_object(trained, index=False).tolist())
+    hashes = pd.util.hash_pandas_object(golden[columns].astype(trained.dtypes.to_dict()), index=False)
+    overlap = int(hashes.isin(seen).sum())
+    share = overlap / max(len(golden), 1)
+    detail = f"{overlap:,} of {len(golden):,} golden rows ({share:.1%}) are among the challenger's training rows"
+    if share > GOLDEN_OVERLAP:
+        detail += f"; more than {GOLDEN_OVERLAP:.0%}: its score on them is not a held-out score (another split?)"
+    return Check("golden rows unseen", share <= GOLDEN_OVERLAP, detail, {"overlap": overlap, "rows": len(golden)})
+
+
+def _exported_bundle(store: Store, version: ModelVersion) -> Bundle:
     digest = version.tags.get(BUNDLE_DIGEST_TAG)
     if not digest:
         raise RegistryError(
             f"{version.ref} has not been exported.",
             hint=f"Run `keel export {version.ref}` first: only parity-checked models are promoted.",
         )
-    store = Store(project.store_path).ensure()
-    load_bundle(store.bundle_dir(version.name, version.version), digest)
-    return promote_version(registry, store, version, force=force, reason=reason)
+    return load_bundle(store.bundle_dir(version.name, version.version), digest)
+
+
+def _freeze_golden(registry: MlflowRegistry, store: Store, version: ModelVersion) -> str:
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = registry.download(version.run_id, "keel", Path(tmp))
+        meta = json.loads((files / "model_meta.json").read_text())
+        holdout = pq.read_table(files / "holdout.parquet")
+    return freeze_golden(registry, store, version, holdout, meta.get("classes"))
+
+
+def _golden(registry: MlflowRegistry, store: Store, champion: ModelVersion) -> tuple[Any, str]:
+    """The golden set; a champion promoted before golden sets existed gets its own frozen now."""
+    found = load_golden(registry, store, champion.name)
+    if found is None:
+        _freeze_golden(registry, store, champion)
+        found = load_golden(registry, store, champion.name)
+    assert found is not None
+    return found
+
+
+def _score_golden(frame: Any, champion: Bundle, challenger: Bundle) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The golden target (class indices, or values) and both bundles' outputs on the golden rows."""
+    from keel.serving.predictor import Predictor
+
+    outputs, encoded = [], None
+    for bundle in (champion, challenger):
+        needed = [c.name for c in bundle.schema.columns if c.name not in frame.columns]
+        if needed:
+            raise RegistryError(
+                f"the golden set no longer matches {bundle.model}@{bundle.version}'s inputs: "
+                f"it lacks column(s) {', '.join(needed)}.",
+                hint="A model with other inputs cannot be compared on these rows; promote with --force --reason "
+                "'...' after evaluating it yourself, or keep the input columns.",
+            )
+        predictor = Predictor(bundle)
+        predicted = predictor.predict(bundle.schema.frame_to_arrays(frame))
+        if predictor.classes is None:
+            outputs.append(predicted.score)
+            y = frame[GOLDEN_TARGET].to_numpy(dtype=np.float64)
+        else:
+            outputs.append(np.asarray(predicted.probabilities, dtype=np.float64))
+            y = _class_indices(frame[GOLDEN_TARGET].astype(str).to_numpy(), predictor.classes, bundle)
+        if encoded is not None and predictor.classes != champion.metadata["classes"]:
+            if sorted(predictor.classes) != sorted(champion.metadata["classes"]):
+                raise RegistryError(
+                    f"{bundle.model}@{bundle.version} predicts the classes {predictor.classes}, the champion "
+                    f"{champion.metadata['classes']}: they cannot be compared.",
+                    hint="Promote with --force --reason '...' if the task itself changed.",
+                )
+            order = [predictor.classes.index(c) for c in champion.metadata["classes"]]
+            outputs[-1] = outputs[-1][:, order]  # the champion's class order
+        encoded = y if encoded is None else encoded
+    assert encoded is not None
+    return encoded, outputs[0], outputs[1]
+
+
+def _class_indices(labels: np.ndarray, classes: list[str], bundle: Bundle) -> np.ndarray:
+    index = {label: i for i, label in enumerate(classes)}
+    unknown = sorted(set(labels.tolist()) - set(index))
+    if unknown:
+        raise RegistryError(
+            f"the golden set holds label(s) {', '.join(unknown[:5])} that {bundle.model}@{bundle.version} "
+            f"does not predict (classes: {', '.join(classes)}).",
+        )
+    return np.array([index[label] for label in labels], dtype=np.int64)
+
+
+def _golden_slices(frame: Any, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+    unknown = [c for c in columns if c not in frame.columns]
+    if unknown:
+        raise ConfigError(
+            f"keel.yaml's evaluate.slices names column(s) {', '.join(unknown)} that the golden set lacks.",
+            hint=f"Columns: {', '.join(c for c in frame.columns if c != GOLDEN_TARGET)}.",
+        )
+    slices = {}
+    for column in columns:
+        values = frame[column].to_numpy()
+        numeric = np.issubdtype(values.dtype, np.number)
+        slices[column] = slice_groups(values.astype(np.float64) if numeric else values, numeric)
+    return slices
+
+
+def _greater_is_better(metric: str) -> bool:
+    from keel.planning.rules import LOWER_IS_BETTER
+
+    return metric not in LOWER_IS_BETTER
 
 
 def rollback(project: Project, name: str | None = None, *, reason: str = "") -> AliasChange:

@@ -1,4 +1,4 @@
-"""``keel train | export | promote | rollback | run``."""
+"""``keel train | evaluate | export | promote | rollback | history | run``."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ RefArgument = Annotated[str | None, typer.Argument(help="NAME@VERSION, VERSION o
 def register(app: typer.Typer) -> None:
     for name, command in (
         ("train", train),
+        ("evaluate", evaluate),
         ("export", export),
         ("promote", promote),
         ("rollback", rollback),
+        ("history", history),
         ("run", run),
     ):
         app.command(name)(command)
@@ -63,8 +65,13 @@ def promote(
 ) -> None:
     """Make a version the champion (the one `keel serve` serves)."""
     from keel.api.models import promote as run_promote
+    from keel.registry.champion import PromotionRefused
 
-    change = run_promote(project_of(ctx), ref, force=force, reason=reason)
+    try:
+        change = run_promote(project_of(ctx), ref, force=force, reason=reason)
+    except PromotionRefused as refused:
+        _render_change(refused.change)  # the table first; the error line and exit code follow
+        raise
     _render_change(change)
 
 
@@ -77,6 +84,93 @@ def rollback(
     from keel.api.models import rollback as run_rollback
 
     _render_change(run_rollback(project_of(ctx), name, reason=reason))
+
+
+def evaluate(
+    ctx: typer.Context,
+    ref: RefArgument = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the measurements as JSON.")] = False,
+) -> None:
+    """Full metric suite with intervals, slices and fairness gaps, sanity checks, HTML report, model card."""
+    import json
+
+    from rich.table import Table
+
+    from keel.api.evaluate import evaluate as run_evaluate
+
+    with status("evaluating"):
+        result = run_evaluate(project_of(ctx), ref)
+    ev = result.data
+    if as_json:
+        payload = {
+            "model": ev.ref,
+            "suite": ev.suite.to_dict(),
+            "slices": ev.slices.to_dict(),
+            "checks": [c.__dict__ for c in ev.checks],
+            "report": str(result.report),
+            "card": str(result.card),
+        }
+        typer.echo(json.dumps(payload, indent=2, default=str))
+        return
+    out = console()
+    out.print(f"[bold]{ev.ref}[/] ({ev.family}, {ev.task}) on {ev.suite.rows:,} hold-out rows")
+    checks = Table("check", "status", "detail", box=None)
+    colour = {"pass": "green", "warn": "yellow", "fail": "red", "info": "dim"}
+    for c in ev.checks:
+        checks.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", c.detail)
+    out.print(checks)
+    metrics = Table("metric", "value", "95% interval", box=None)
+    for name, value in ev.suite.metrics.items():
+        metrics.add_row(
+            f"[bold]{name}[/]" if name == ev.metric else name,
+            fmt(value),
+            f"{fmt(ev.suite.low[name])} to {fmt(ev.suite.high[name])}",
+        )
+    out.print(metrics)
+    if ev.slices.groups:
+        slices = Table("slice", "rows", ev.metric, "95% interval", box=None)
+        for g in ev.slices.groups:
+            slices.add_row(f"{g.column}={g.group}", f"{g.rows:,}", fmt(g.metric), f"{fmt(g.low)} to {fmt(g.high)}")
+        out.print(slices)
+        for column, gaps in ev.slices.fairness.items():
+            out.print(
+                f"fairness by {column}: demographic parity difference {gaps['demographic_parity_difference']:.3f}, "
+                f"equalized odds difference {gaps['equalized_odds_difference']:.3f}"
+            )
+    if ev.champion and "comparison" in ev.champion:
+        out.print(f"against champion {ev.champion['ref']}: {ev.champion['comparison']}")
+    out.print(f"report: {result.report}\nmodel card: {result.card}")
+    if any(c.status == "fail" for c in ev.checks):
+        raise typer.Exit(1)
+
+
+def history(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Model name (default: the project's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the events as JSON.")] = False,
+) -> None:
+    """Every promotion, refusal and rollback: who, when, why, and the checks."""
+    import json
+
+    from rich.table import Table
+
+    from keel.api.models import history as model_history
+
+    events = model_history(project_of(ctx), name)
+    if as_json:
+        typer.echo(json.dumps(events, indent=2))
+        return
+    out = console()
+    if not events:
+        out.print("no promotions yet: `keel promote` makes the first champion.")
+        return
+    table = Table("when", "action", "version", "was", "by", "checks", "reason / note", box=None)
+    for e in events:
+        checks = ", ".join(f"{n} {'ok' if ok else 'FAIL'}" for n, ok in e.get("checks", [])) or "-"
+        why = " · ".join(t for t in (e.get("reason", ""), e.get("note", "")) if t) or "-"
+        table.add_row(e["at"], e["action"], e["version"], e.get("previous") or "-", e.get("by", "?"), checks, why)
+    out.print(table)
+    out.print(f"[dim]full evidence: the run artifacts named in each event (keel/decisions/); {len(events)} events[/]")
 
 
 def run(
@@ -200,11 +294,19 @@ def _render_export(result: Any) -> None:
 
 
 def _render_change(change: Any) -> None:
+    from rich.table import Table
+
     out = console()
-    verb = "promoted" if change.action == "promote" else "rolled back"
-    previous = f" (was @{change.previous})" if change.previous else ""
-    out.print(f"{verb}: champion is now [bold]{change.model}@{change.version}[/]{previous}")
-    for check in change.checks:
-        out.print(f"  {'pass' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
+    if change.action == "refused":
+        out.print(f"[red]refused[/]: {change.model}@{change.version}; champion stays @{change.previous or 'none'}")
+    else:
+        verb = "promoted" if change.action == "promote" else "rolled back"
+        previous = f" (was @{change.previous})" if change.previous else ""
+        out.print(f"{verb}: champion is now [bold]{change.model}@{change.version}[/]{previous}")
+    if change.checks:
+        table = Table("check", "verdict", "evidence", box=None)
+        for check in change.checks:
+            table.add_row(check.name, "pass" if check.passed else "[red]FAIL[/]", check.detail)
+        out.print(table)
     if change.note:
         out.print(f"  note: {change.note}")

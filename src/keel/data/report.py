@@ -36,8 +36,8 @@ def render_html(report: TriageReport, *, title: str, digest: str) -> str:
         _findings(report),
         _split(report),
         "<h2>Plots</h2>",
-        _img(_plot_overview(report)),
-        _img(_plot_histograms(report)),
+        embed_png(_plot_overview(report)),
+        embed_png(_plot_histograms(report)),
         _columns(report),
         "</body></html>",
     ]
@@ -96,7 +96,7 @@ def _columns(report: TriageReport) -> str:
     return f"<h2>Columns</h2><table>{head}{''.join(rows)}</table>"
 
 
-def _img(png: bytes | None) -> str:
+def embed_png(png: bytes | None) -> str:
     if png is None:
         return ""
     return f"<img alt='plot' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
@@ -105,7 +105,7 @@ def _img(png: bytes | None) -> str:
 DPI = 80
 
 
-def _png(fig: Any, tight: bool = True) -> bytes:
+def figure_png(fig: Any, tight: bool = True) -> bytes:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
@@ -129,7 +129,7 @@ def _plot_overview(report: TriageReport) -> bytes | None:
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
     for draw, ax in zip(panels, axes.flat, strict=True):
         draw(report, ax)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _bars(ax: Any, edges: list[float], counts: list[float]) -> None:
@@ -197,4 +197,4 @@ def _plot_histograms(report: TriageReport) -> bytes | None:
     fig.subplots_adjust(
         left=0.06, right=0.98, top=1 - 0.5 / (2.2 * rows), bottom=0.35 / (2.2 * rows) + 0.02, hspace=0.6, wspace=0.3
     )
-    return _png(fig, tight=False)
+    return figure_png(fig, tight=False)

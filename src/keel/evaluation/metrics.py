@@ -15,7 +15,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     out = {
         "accuracy": float(accuracy_score(y_true, predicted)),
         "f1_macro": float(f1_score(y_true, predicted, average="macro", labels=labels, zero_division=0)),
-        "log_loss": float(log_loss(y_true, np.clip(proba, 1e-15, 1), labels=labels)),
+        "log_loss": float(log_loss(y_true, normalized(proba), labels=labels)),
     }
     if n_classes == 2:
         out["roc_auc"] = float(roc_auc_score(y_true, proba[:, 1]))
@@ -23,6 +23,13 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     else:
         out["roc_auc"] = float(roc_auc_score(y_true, proba, multi_class="ovr", labels=labels))
     return out
+
+
+def normalized(proba: np.ndarray) -> np.ndarray:
+    """Probabilities in float64 whose rows sum to one (float32 outputs, an averaged ensemble
+    and clipping leave them a rounding error off, which log loss warns about)."""
+    clipped = np.clip(np.asarray(proba, dtype=np.float64), 1e-15, 1)
+    return clipped / clipped.sum(axis=1, keepdims=True)
 
 
 def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:

@@ -1,75 +1,94 @@
-"""Moving the ``champion`` alias: promote on evidence, roll back in one step.
+"""Moving the ``champion`` alias: promote on evidence, roll back in one step, keep the history.
 
-MLflow holds the alias and an event history (a registered-model tag); every
-change is then written to the store's serving file, which the server reads.
-The champion stack is replayed from the history: a promotion pushes, a
-rollback pops, so repeated rollbacks walk back through earlier champions.
+Every decision (a promotion, a refusal, a rollback) is recorded in MLflow's registry as an
+event tag on the version it concerns (``keel.event.<ns>``: action, who, when, why, each
+check's verdict) and in full, with every check's numbers, as a JSON artifact of that
+version's run (``keel/decisions/``). ``keel history`` reads the events back from the tags;
+the champion stack is replayed from them (a promotion pushes, a rollback pops), so repeated
+rollbacks walk back through earlier champions. After every change the store's serving file,
+which the server reads, is rewritten from the registry's aliases.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from keel.errors import RegistryError
-from keel.evaluation.metrics import is_better
+from keel.evaluation.gate import Check
 from keel.registry.mlflow_registry import MlflowRegistry, ModelVersion
 from keel.store import Store, write_serving_aliases
 
 CHAMPION = "champion"
 BUNDLE_DIGEST_TAG = "keel.bundle_sha256"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool
-    detail: str
+EVENT_PREFIX = "keel.event."
+TAG_LIMIT = 4900  # MLflow tag values hold 5,000 characters
 
 
 @dataclass(frozen=True)
 class AliasChange:
-    """What a promote or rollback did, with the evidence it looked at."""
+    """What a promote or rollback did (or, refused, would have done), with its evidence."""
 
     model: str
-    action: str
+    action: str  # promote | rollback | refused
     version: str
     previous: str | None
     checks: list[Check] = field(default_factory=list)
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "model": self.model,
+            "action": self.action,
+            "version": self.version,
+            "previous": self.previous,
+            "checks": [c.to_dict() for c in self.checks],
+            "note": self.note,
+        }
+
+
+class PromotionRefused(RegistryError):
+    """The gate said no; ``change`` holds the checks, already recorded with the version."""
+
+    def __init__(self, change: AliasChange, message: str, hint: str) -> None:
+        super().__init__(message, hint=hint)
+        self.change = change
 
 
 def promote(
-    registry: MlflowRegistry, store: Store, version: ModelVersion, *, force: bool = False, reason: str = ""
+    registry: MlflowRegistry,
+    store: Store,
+    version: ModelVersion,
+    checks: list[Check],
+    *,
+    force: bool = False,
+    reason: str = "",
+    note: str = "",
 ) -> AliasChange:
-    """Make ``version`` the champion if the evidence allows it (or ``force``)."""
+    """Make ``version`` the champion if every check passed (or ``force`` with a reason)."""
     current = registry.aliases(version.name).get(CHAMPION)
     if current == version.version:
         raise RegistryError(f"{version.ref} is already the champion.", hint="Nothing to do.")
-    if current is None:
-        checks: list[Check] = []
-        note = "first champion: there is no earlier model to compare against, so no gate was applied."
-    else:
-        checks = [compare_holdout(version, registry.get(version.name, current))]
-        note = ""
     failed = [c for c in checks if not c.passed]
+    if failed and force and not reason.strip():
+        raise RegistryError("--force needs --reason '...': the override is recorded with the promotion.")
     if failed and not force:
+        change = AliasChange(version.name, "refused", version.version, current, checks, note)
+        _record(registry, change, reason)
         details = "; ".join(f"{c.name}: {c.detail}" for c in failed)
-        raise RegistryError(
-            f"refused to promote {version.ref}: {details}. Champion stays {version.name}@{current}.",
+        raise PromotionRefused(
+            change,
+            f"refused to promote {version.ref}: {details}. Champion stays {version.name}@{current or 'none'}.",
             hint="Promote a better model, or pass --force --reason '...' to override (recorded).",
         )
-    if failed and not reason.strip():
-        raise RegistryError("--force needs --reason '...': the override is recorded with the promotion.")
-    change = AliasChange(
-        version.name, "promote", version.version, current, checks, note or ("forced: " + reason if failed else "")
-    )
+    if failed:
+        note = f"forced past {len(failed)} failed check(s): {reason}"
+    change = AliasChange(version.name, "promote", version.version, current, checks, note)
     _apply(registry, store, change, reason)
     return change
 
@@ -77,7 +96,7 @@ def promote(
 def rollback(registry: MlflowRegistry, store: Store, name: str, reason: str = "") -> AliasChange:
     """Move ``champion`` back to the champion before the current one."""
     registry.get(name)  # clear error for an unknown model
-    stack = champion_stack(registry.champion_history(name))
+    stack = champion_stack(history(registry, name))
     current = registry.aliases(name).get(CHAMPION)
     if current is None or len(stack) < 2:
         raise RegistryError(
@@ -88,39 +107,32 @@ def rollback(registry: MlflowRegistry, store: Store, name: str, reason: str = ""
     return change
 
 
-def champion_stack(history: list[dict[str, Any]]) -> list[str]:
+def history(registry: MlflowRegistry, name: str) -> list[dict[str, Any]]:
+    """Every recorded decision about ``name``'s versions, oldest first."""
+    events = []
+    for version in registry.versions(name):
+        for key, value in version.tags.items():
+            if key.startswith(EVENT_PREFIX):
+                try:
+                    event = json.loads(value)
+                except ValueError:
+                    raise RegistryError(
+                        f"event tag {key} of {version.ref} is corrupt.",
+                        hint="Fix or delete the tag in the MLflow UI; the decision's artifact holds the full record.",
+                    ) from None
+                events.append((int(key[len(EVENT_PREFIX) :]), event))
+    return [event for _, event in sorted(events, key=lambda pair: pair[0])]
+
+
+def champion_stack(events: list[dict[str, Any]]) -> list[str]:
     """Replay promote/rollback events into the stack of champions (top = current)."""
     stack: list[str] = []
-    for event in history:
+    for event in events:
         if event.get("action") == "promote":
             stack.append(str(event["version"]))
         elif event.get("action") == "rollback" and stack:
             stack.pop()
     return stack
-
-
-def compare_holdout(challenger: ModelVersion, champion: ModelVersion) -> Check:
-    """Challenger vs champion on the primary metric of the same hold-out rows.
-
-    Only comparable when both were trained on the same data snapshot with the
-    same seed and split; otherwise the check fails and says why.
-    """
-    keys = ("keel.data_digest", "keel.seed", "keel.test_size", "keel.metric")
-    differs = [k for k in keys if challenger.tags.get(k) != champion.tags.get(k)]
-    if differs:
-        return Check(
-            "hold-out comparison",
-            False,
-            f"not comparable with v{champion.version} (different {', '.join(k.split('.', 1)[1] for k in differs)})",
-        )
-    metric = challenger.tags["keel.metric"]
-    new, old = float(challenger.tags["keel.metric_value"]), float(champion.tags["keel.metric_value"])
-    greater = challenger.tags.get("keel.greater_is_better", "true") == "true"
-    passed = is_better(new, old, greater) or new == old
-    verdict = "not worse than" if passed else "worse than"
-    return Check(
-        "hold-out comparison", passed, f"{metric} {new:.4f} is {verdict} champion v{champion.version}'s {old:.4f}"
-    )
 
 
 def sync_serving(registry: MlflowRegistry, store: Store, name: str) -> dict[str, str]:
@@ -136,24 +148,42 @@ def sync_serving(registry: MlflowRegistry, store: Store, name: str) -> dict[str,
 
 
 def _apply(registry: MlflowRegistry, store: Store, change: AliasChange, reason: str) -> None:
+    """Move the alias and record the event; if recording fails, the alias moves back."""
     registry.set_alias(change.model, CHAMPION, change.version)
-    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    try:
+        _record(registry, change, reason)
+    except BaseException:
+        if change.previous is not None:
+            registry.set_alias(change.model, CHAMPION, change.previous)
+        raise
+    sync_serving(registry, store, change.model)
+
+
+def _record(registry: MlflowRegistry, change: AliasChange, reason: str) -> None:
+    """The decision in full as an artifact of the version's run, then its event tag."""
+    stamp = time.time_ns()
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp / 1e9))
     event = {
         "action": change.action,
         "version": change.version,
         "previous": change.previous,
         "at": at,
         "by": _user(),
-        "reason": reason[:200],
+        "reason": reason[:500],
+        "note": change.note[:500],
+        "checks": [[c.name, c.passed] for c in change.checks],
+        "decision": f"keel/decisions/{change.action}-{stamp}.json",
     }
-    registry.set_champion_history(change.model, [*registry.champion_history(change.model), event])
-    evidence = json.dumps({"checks": [asdict(c) for c in change.checks], "note": change.note})
-    registry.set_version_tags(
-        change.model,
-        change.version,
-        {f"keel.{change.action}d_at": at, f"keel.{change.action}_evidence": evidence[:4900]},
-    )
-    sync_serving(registry, store, change.model)
+    version = registry.get(change.model, change.version)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{change.action}-{stamp}.json"
+        path.write_text(json.dumps(event | change.to_dict(), indent=2, default=str))
+        registry.log_artifacts(version.run_id, Path(tmp), "keel/decisions")
+    text = json.dumps(event, default=str)
+    if len(text) > TAG_LIMIT:  # the artifact keeps everything; the tag keeps what fits
+        event["reason"], event["note"] = event["reason"][:100], event["note"][:100]
+        text = json.dumps(event, default=str)
+    registry.set_version_tags(change.model, change.version, {f"{EVENT_PREFIX}{stamp}": text})
 
 
 def _user() -> str:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keel.errors import ModelNotFoundError, RegistryError
+from keel.errors import ModelNotFoundError
 from keel.tracking.mlflow_tracker import mlflow_errors
-
-HISTORY_TAG = "keel.champion_history"
 
 
 @dataclass(frozen=True)
@@ -86,21 +83,14 @@ class MlflowRegistry:
         with mlflow_errors(self.uri):
             self._client.set_registered_model_alias(name, alias, version)
 
-    def champion_history(self, name: str) -> list[dict[str, Any]]:
-        """Past and present champions, oldest first (kept as a registered-model tag)."""
+    def model_tags(self, name: str) -> dict[str, str]:
         with mlflow_errors(self.uri):
-            tags = self._client.get_registered_model(name).tags or {}
-        try:
-            return list(json.loads(tags.get(HISTORY_TAG, "[]")))
-        except ValueError:
-            raise RegistryError(
-                f"tag {HISTORY_TAG} of model '{name}' is corrupt.",
-                hint="Fix or delete it in the MLflow UI, then promote again.",
-            ) from None
+            return {str(k): str(v) for k, v in (self._client.get_registered_model(name).tags or {}).items()}
 
-    def set_champion_history(self, name: str, history: list[dict[str, Any]]) -> None:
+    def set_model_tags(self, name: str, tags: dict[str, str]) -> None:
         with mlflow_errors(self.uri):
-            self._client.set_registered_model_tag(name, HISTORY_TAG, _fit_tag(history))
+            for key, value in tags.items():
+                self._client.set_registered_model_tag(name, key, value)
 
     def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
         with mlflow_errors(self.uri):
@@ -136,13 +126,3 @@ def _version(mv: Any) -> ModelVersion:
 
 def _quote(name: str) -> str:
     return name.replace("'", "''")
-
-
-def _fit_tag(history: list[dict[str, Any]], limit: int = 4900) -> str:
-    """The newest events that fit in one MLflow tag value (oldest dropped first)."""
-    kept = list(history)
-    text = json.dumps(kept)
-    while len(text) > limit and len(kept) > 1:
-        kept = kept[1:]
-        text = json.dumps(kept)
-    return text

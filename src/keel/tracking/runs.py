@@ -68,6 +68,20 @@ class RunStore:
             )
         return matches[0]
 
+    def get(self, run_id: str) -> Any:
+        with mlflow_errors(self.uri):
+            return self._client.get_run(run_id)
+
+    def curves(self, run_id: str, keys: tuple[str, ...] = ("train_loss", "valid_loss")) -> dict[str, list[float]]:
+        """Per-iteration metric histories of a run (the training curves), by key."""
+        out = {}
+        with mlflow_errors(self.uri):
+            for key in keys:
+                history = sorted(self._client.get_metric_history(run_id, key), key=lambda m: m.step)
+                if history:
+                    out[key] = [float(m.value) for m in history]
+        return out
+
     def mark_dead_end(self, run_id: str, why: str) -> None:
         with mlflow_errors(self.uri):
             self._client.set_tag(run_id, DEAD_END_TAG, why)

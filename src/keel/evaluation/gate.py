@@ -1,0 +1,135 @@
+"""The promotion gate's checks: challenger vs champion on the same golden rows.
+
+Pure computation on predictions; ``keel.api.models.promote`` gathers them (from the two
+exported bundles) and ``keel.registry.champion`` records the decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from keel.evaluation.metrics import metric_value
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of a decision: what was checked, whether it passed, and its numbers."""
+
+    name: str
+    passed: bool
+    detail: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def improvement_check(
+    metric: str,
+    greater_is_better: bool,
+    y: np.ndarray,
+    champion: np.ndarray,
+    challenger: np.ndarray,
+    *,
+    min_improvement: float,
+    resamples: int,
+    seed: int = 0,
+) -> Check:
+    """Passes when the challenger beats the champion by at least ``min_improvement`` (a fraction
+    of the champion's score) and the paired bootstrap interval of the gain lies above zero.
+
+    Paired: each resample draws the same rows for both models, so the interval is of the
+    difference itself, much tighter than comparing two separate intervals.
+    """
+    sign = 1.0 if greater_is_better else -1.0
+    old, new = metric_value(metric, y, champion), metric_value(metric, y, challenger)
+    gain = sign * (new - old)
+    rng = np.random.default_rng(seed)
+    gains = []
+    for _ in range(resamples):
+        index = rng.integers(0, len(y), len(y))
+        if champion.ndim == 2 and len(np.unique(y[index])) < champion.shape[1]:
+            continue
+        gains.append(
+            sign * (metric_value(metric, y[index], challenger[index]) - metric_value(metric, y[index], champion[index]))
+        )
+    low, high = (float(np.quantile(gains, 0.025)), float(np.quantile(gains, 0.975))) if gains else (np.nan, np.nan)
+    needed = min_improvement * abs(old)
+    passed = bool(gain >= needed and low > 0)
+    detail = (
+        f"{metric} {new:.4f} vs champion {old:.4f} on {len(y):,} golden rows: gain {gain:+.4f}, "
+        f"95% paired interval {low:+.4f} to {high:+.4f}; needs a gain >= {needed:.4f} with the interval above 0"
+    )
+    numbers = {"metric": metric, "challenger": new, "champion": old, "gain": gain, "low": low, "high": high}
+    return Check("beats the champion", passed, detail, numbers | {"needed": needed, "rows": len(y)})
+
+
+def slice_check(
+    metric: str,
+    greater_is_better: bool,
+    y: np.ndarray,
+    champion: np.ndarray,
+    challenger: np.ndarray,
+    slices: dict[str, np.ndarray],
+    *,
+    min_rows: int,
+    max_regression: float,
+) -> Check:
+    """Fails when any slice group with at least ``min_rows`` rows gets worse by more than
+    ``max_regression`` (a fraction of the champion's score on that group)."""
+    sign = 1.0 if greater_is_better else -1.0
+    rows: list[dict[str, Any]] = []
+    for column, groups in slices.items():
+        for group in sorted(set(groups.tolist())):
+            mask = groups == group
+            if mask.sum() < min_rows:
+                continue
+            old = metric_value(metric, y[mask], champion[mask])
+            new = metric_value(metric, y[mask], challenger[mask])
+            if not (np.isfinite(old) and np.isfinite(new)):
+                continue  # e.g. one class only: no AUC
+            drop = sign * (old - new) / max(abs(old), 1e-12)
+            rows.append(
+                {
+                    "slice": f"{column}={group}",
+                    "rows": int(mask.sum()),
+                    "champion": old,
+                    "challenger": new,
+                    "drop": drop,
+                }
+            )
+    if not slices:
+        return Check("no slice regresses", True, "no slices configured (evaluate.slices in keel.yaml)", {"slices": []})
+    worse = sorted((r for r in rows if r["drop"] > max_regression), key=lambda r: -r["drop"])
+    if worse:
+        listed = "; ".join(
+            f"{r['slice']}: {metric} {r['challenger']:.4f} vs champion {r['champion']:.4f} "
+            f"({-r['drop']:+.1%}, {r['rows']:,} rows)"
+            for r in worse
+        )
+        detail = f"worse by more than {max_regression:.1%} on {listed}"
+        return Check("no slice regresses", False, detail, {"slices": rows})
+    worst = max(rows, key=lambda r: r["drop"], default=None)
+    tail = f"; the largest change: {worst['slice']} {-worst['drop']:+.1%}" if worst else ""
+    detail = f"{len(rows)} slice groups of >= {min_rows} rows, none worse by more than {max_regression:.1%}{tail}"
+    return Check("no slice regresses", True, detail, {"slices": rows})
+
+
+def parity_check(parity: dict[str, Any]) -> Check:
+    """The export's recorded parity (native pipeline vs ONNX graph)."""
+    passed = bool(parity.get("passed"))
+    detail = f"max |native - ONNX| {parity.get('max_diff', float('nan')):.2e} <= {parity.get('tolerance', 0):.0e}"
+    if parity.get("label_agreement") is not None:
+        detail += f", labels agree {parity['label_agreement']:.1%}"
+    return Check("export parity", passed, detail, dict(parity))
+
+
+def latency_check(latency: dict[str, Any], budget_ms: float) -> Check:
+    """Single-row p50 measured at export, against ``serving.latency_budget_ms``."""
+    p50 = float(latency.get("single_row_p50_ms", float("nan")))
+    passed = bool(p50 <= budget_ms)
+    detail = f"one-row p50 {p50:.3f} ms (p99 {latency.get('single_row_p99_ms', float('nan')):.3f} ms), budget {budget_ms:g} ms"
+    return Check("latency", passed, detail, dict(latency) | {"budget_ms": budget_ms})

@@ -1,0 +1,210 @@
+"""The full metric suite of a task, with bootstrap intervals, per slice, and fairness gaps.
+
+Classification: precision, recall and F1 (macro and weighted), ROC AUC, PR AUC, log loss,
+Brier score, expected calibration error, the confusion matrix. Regression: RMSE, MAE, R²
+and residual statistics. ``y`` holds class indices into the probability columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from keel.evaluation.metrics import normalized
+
+CALIBRATION_BINS = 10
+NO_INTERVAL = {"calibration_error"}  # biased upward under resampling: a percentile interval would mislead
+QUARTILES = (0.25, 0.5, 0.75)
+
+
+def scalar_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Every scalar metric of the task (probabilities: classification; values: regression)."""
+    if predicted.ndim == 2:
+        return _classification(y, predicted)
+    return _regression(np.asarray(y, dtype=np.float64), predicted)
+
+
+def _classification(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        log_loss,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    k = proba.shape[1]
+    labels = np.arange(k)
+    predicted = proba.argmax(axis=1)
+    out = {"accuracy": float(accuracy_score(y, predicted))}
+    for average in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(y, predicted, labels=labels, average=average, zero_division=0)
+        out |= {f"precision_{average}": float(p), f"recall_{average}": float(r), f"f1_{average}": float(f)}
+    onehot = np.eye(k)[y]
+    present = len(np.unique(y)) == k  # a slice (or resample) without every class has no AUC
+    if k == 2:
+        out["f1"] = float(precision_recall_fscore_support(y, predicted, average="binary", zero_division=0)[2])
+        out["roc_auc"] = float(roc_auc_score(y, proba[:, 1])) if present else float("nan")
+        out["pr_auc"] = float(average_precision_score(y, proba[:, 1])) if present else float("nan")
+        out["brier"] = float(np.mean((proba[:, 1] - y) ** 2))
+    else:
+        out["roc_auc"] = float(roc_auc_score(y, proba, multi_class="ovr", labels=labels)) if present else float("nan")
+        out["pr_auc"] = float(average_precision_score(onehot, proba, average="macro")) if present else float("nan")
+        out["brier"] = float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+    out["log_loss"] = float(log_loss(y, normalized(proba), labels=labels))
+    out["calibration_error"] = expected_calibration_error(y, proba)
+    return out
+
+
+def expected_calibration_error(y: np.ndarray, proba: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
+    """ECE: the row-weighted |accuracy - confidence| over equal-width confidence bins.
+
+    Binary: on P(positive) against the positive rate, as a reliability diagram shows it.
+    """
+    if proba.shape[1] == 2:
+        confidence, hit = proba[:, 1], (y == 1).astype(np.float64)
+    else:
+        confidence, hit = proba.max(axis=1), (proba.argmax(axis=1) == y).astype(np.float64)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.sum() * abs(hit[mask].mean() - confidence[mask].mean())
+    return float(total / len(y))
+
+
+def _regression(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    residual = y - predicted
+    total = float(np.sum((y - y.mean()) ** 2))
+    return {
+        "rmse": float(np.sqrt(np.mean(residual**2))),
+        "mae": float(np.mean(np.abs(residual))),
+        "r2": float(1 - np.sum(residual**2) / total) if total > 0 else float("nan"),
+        "residual_mean": float(residual.mean()),
+        "residual_std": float(residual.std()),
+        "residual_p05": float(np.quantile(residual, 0.05)),
+        "residual_p95": float(np.quantile(residual, 0.95)),
+        "residual_max_abs": float(np.abs(residual).max()),
+    }
+
+
+def confusion(y: np.ndarray, proba: np.ndarray) -> list[list[int]]:
+    from sklearn.metrics import confusion_matrix
+
+    k = proba.shape[1]
+    return confusion_matrix(y, proba.argmax(axis=1), labels=np.arange(k)).tolist()
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Metrics with their 95% bootstrap intervals on one set of rows."""
+
+    rows: int
+    metrics: dict[str, float]
+    low: dict[str, float]
+    high: dict[str, float]
+    confusion: list[list[int]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_suite(y: np.ndarray, predicted: np.ndarray, *, resamples: int = 100, seed: int = 0) -> Suite:
+    """Every metric, and a percentile bootstrap interval of each over resampled rows."""
+    metrics = scalar_metrics(y, predicted)
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {name: [] for name in metrics}
+    for _ in range(resamples):
+        index = rng.integers(0, len(y), len(y))
+        for name, value in scalar_metrics(y[index], predicted[index]).items():
+            if np.isfinite(value) and name not in NO_INTERVAL:
+                samples[name].append(value)
+    low = {n: float(np.quantile(v, 0.025)) if v else float("nan") for n, v in samples.items()}
+    high = {n: float(np.quantile(v, 0.975)) if v else float("nan") for n, v in samples.items()}
+    return Suite(len(y), metrics, low, high, confusion(y, predicted) if predicted.ndim == 2 else None)
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """One group of a slice column: the primary metric with its interval, and every metric."""
+
+    column: str
+    group: str
+    rows: int
+    metric: float
+    low: float
+    high: float
+    suite: Suite | None = None
+
+
+@dataclass
+class SliceReport:
+    """The primary metric per slice group, and the fairness gaps of each slice column."""
+
+    metric: str
+    groups: list[SliceResult] = field(default_factory=list)
+    fairness: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "groups": [asdict(g) for g in self.groups], "fairness": self.fairness}
+
+
+def slice_groups(values: np.ndarray, numeric: bool) -> np.ndarray:
+    """Each row's group: the value (categorical; '' shows as '(missing)') or its quartile range."""
+    if not numeric:
+        out = np.asarray(values, dtype=object).copy()
+        out[out == ""] = "(missing)"
+        return out.astype(str)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.full(len(values), "(missing)", dtype=object).astype(str)
+    edges = np.unique(np.quantile(finite, QUARTILES))
+    bucket = np.searchsorted(edges, values, side="right")
+    bounds = [-np.inf, *edges.tolist(), np.inf]
+    names = np.array([f"[{_num(bounds[i])}, {_num(bounds[i + 1])})" for i in range(len(bounds) - 1)], dtype=object)
+    out = names[bucket]
+    out[~np.isfinite(values)] = "(missing)"
+    return out.astype(str)
+
+
+def _num(value: float) -> str:
+    return "-inf" if value == -np.inf else ("inf" if value == np.inf else f"{value:.4g}")
+
+
+def evaluate_slices(
+    metric: str,
+    y: np.ndarray,
+    predicted: np.ndarray,
+    slices: dict[str, np.ndarray],
+    *,
+    resamples: int = 100,
+    seed: int = 0,
+) -> SliceReport:
+    """Every metric with its interval per group of each slice column (``slices``: column ->
+    group of each row), and for binary tasks fairlearn's demographic parity and equalized
+    odds differences per column."""
+    report = SliceReport(metric)
+    for column, groups in slices.items():
+        for group in sorted(set(groups.tolist())):
+            mask = groups == group
+            suite = evaluate_suite(y[mask], predicted[mask], resamples=resamples, seed=seed) if mask.sum() > 1 else None
+            value = suite.metrics.get(metric, float("nan")) if suite else float("nan")
+            low = suite.low.get(metric, float("nan")) if suite else float("nan")
+            high = suite.high.get(metric, float("nan")) if suite else float("nan")
+            report.groups.append(SliceResult(column, group, int(mask.sum()), value, low, high, suite))
+        if predicted.ndim == 2 and predicted.shape[1] == 2:
+            report.fairness[column] = fairness_gaps(y, predicted.argmax(axis=1), groups)
+    return report
+
+
+def fairness_gaps(y: np.ndarray, predicted: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    """Demographic parity and equalized odds differences between the groups (0 = equal)."""
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+
+    return {
+        "demographic_parity_difference": float(demographic_parity_difference(y, predicted, sensitive_features=groups)),
+        "equalized_odds_difference": float(equalized_odds_difference(y, predicted, sensitive_features=groups)),
+    }
