@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 from keel.exporting.converters import float32_floor
 from keel.exporting.onnx_convert import convert_pipeline
 from keel.exporting.parity import check_parity, measure_latency
-from keel.features.build import build_pipeline
+from keel.features.build import build_pipeline, categorical_indices
 from keel.planning.search_space import default_params
 from keel.schema import CATEGORICAL, NUMERIC, Column, InputSchema, arrays_to_frame
 from keel.training.families import make_estimator
@@ -105,4 +107,21 @@ def test_lightgbm_regression_on_neighbouring_float32_values_keeps_parity(rng: np
     pipeline = build_pipeline(schema, estimator).fit(arrays_to_frame(schema, arrays), y)
     model, schema = convert_pipeline(pipeline, schema, False)
     parity = check_parity(pipeline, model, schema, arrays, False, tolerance=1e-5)
+    assert parity.passed, parity
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_lightgbm_native_categorical_splits_export_with_parity(rng: np.random.Generator, task: str) -> None:
+    """Ordinal codes and LightGBM's categorical splits; an unseen category scores as missing in both."""
+    arrays, signal = data(rng)
+    classification = task == "binary"
+    y = (signal > np.median(signal)).astype(np.int64) if classification else signal * 1000.0
+    estimator = lgbm(classification)
+    pipeline = build_pipeline(SCHEMA, estimator, native_categorical=True)
+    pipeline.fit(arrays_to_frame(SCHEMA, arrays), y, model__categorical_feature=categorical_indices(SCHEMA))
+    assert '"decision_type": "=="' in json.dumps(estimator.booster_.dump_model())  # categorical splits were made
+    model, schema = convert_pipeline(pipeline, SCHEMA, classification)
+    unseen = dict(arrays, cat=arrays["cat"].copy())
+    unseen["cat"][:40] = "purple"
+    parity = check_parity(pipeline, model, schema, unseen, classification, tolerance=1e-5)
     assert parity.passed, parity

@@ -11,12 +11,15 @@ from typing import Any
 from keel.schema import CATEGORICAL, NUMERIC, InputSchema
 
 
-def build_preprocessor(schema: InputSchema, scale: bool = False) -> Any:
+def build_preprocessor(schema: InputSchema, scale: bool = False, native_categorical: bool = False) -> Any:
     """Median imputation (then standard scaling when ``scale``, for linear models) for numeric
-    columns, one-hot encoding for categorical ones.
+    columns, one-hot encoding for categorical ones, or, with ``native_categorical`` (for
+    LightGBM's categorical splits), one ordinal code per category in one column each.
 
-    Unknown categories at prediction time encode as all zeros rather than fail;
-    missing categorical values arrive as their own category (see keel.schema).
+    Unknown categories at prediction time encode as all zeros (one-hot) or as missing
+    (ordinal) rather than fail; missing categorical values arrive as their own category
+    (see keel.schema). Numeric columns come first, then categorical ones, in schema order
+    (``categorical_indices`` relies on it).
     """
     import numpy as np
     from sklearn.compose import ColumnTransformer
@@ -30,14 +33,26 @@ def build_preprocessor(schema: InputSchema, scale: bool = False) -> Any:
     if numeric:
         imputer = SimpleImputer(strategy="median", keep_empty_features=True)
         transformers.append(("numeric", make_pipeline(imputer, StandardScaler()) if scale else imputer, numeric))
-    if categorical:
+    if categorical and native_categorical:
+        from sklearn.preprocessing import OrdinalEncoder
+
+        ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, dtype=np.float32)
+        transformers.append(("categorical", ordinal, categorical))
+    elif categorical:
         encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
         transformers.append(("categorical", encoder, categorical))
     return ColumnTransformer(transformers, remainder="drop")
 
 
-def build_pipeline(schema: InputSchema, estimator: Any, scale: bool = False) -> Any:
+def categorical_indices(schema: InputSchema) -> list[int]:
+    """Positions of the categorical columns in the preprocessor's output, when ordinal-coded."""
+    numeric = sum(1 for c in schema.columns if c.kind == NUMERIC)
+    categorical = sum(1 for c in schema.columns if c.kind == CATEGORICAL)
+    return list(range(numeric, numeric + categorical))
+
+
+def build_pipeline(schema: InputSchema, estimator: Any, scale: bool = False, native_categorical: bool = False) -> Any:
     """The whole model: feature transforms, then the estimator, as one Pipeline."""
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([("features", build_preprocessor(schema, scale)), ("model", estimator)])
+    return Pipeline([("features", build_preprocessor(schema, scale, native_categorical)), ("model", estimator)])

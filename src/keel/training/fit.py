@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from keel.evaluation.metrics import classification_metrics, regression_metrics
-from keel.features.build import build_preprocessor
+from keel.features.build import build_preprocessor, categorical_indices
 from keel.schema import LOG_LABEL, LOG_SCORE, arrays_to_frame
 from keel.training.families import BOOSTERS, EARLY_STOPPING_ROUNDS, make_estimator
 from keel.training.prepare import Prepared
 
 REPORT_EVERY = 10
+NATIVE_CATEGORICAL = ("lightgbm",)  # categorical splits on ordinal codes (onnxmltools converts them)
 DIVERGENCE = 0.02  # validation loss 2% above its best, while training loss still falls
 RoundHook = Callable[[int, float], bool]  # (round, validation loss) -> stop now?
 
@@ -60,15 +61,18 @@ def fit_family(
     from sklearn.pipeline import Pipeline
 
     start = time.perf_counter()
-    features = build_preprocessor(data.schema, scale=family == "linear")
+    native = family in NATIVE_CATEGORICAL
+    features = build_preprocessor(data.schema, scale=family == "linear", native_categorical=native)
     x_train = features.fit_transform(arrays_to_frame(data.schema, data.rows(train)))
     estimator = make_estimator(family, data.plan.classification, params, seed, threads)
+    fit_args = {"categorical_feature": categorical_indices(data.schema)} if native else {}
     history: dict[str, list[float]] = {}
     if family in BOOSTERS and valid is not None:
         x_valid = features.transform(arrays_to_frame(data.schema, data.rows(valid)))
-        history = _fit_booster(family, estimator, (x_train, data.y[train]), (x_valid, data.y[valid]), on_round, curves)
+        train_set, valid_set = (x_train, data.y[train]), (x_valid, data.y[valid])
+        history = _fit_booster(family, estimator, train_set, valid_set, on_round, curves, fit_args)
     else:
-        estimator.fit(x_train, data.y[train])
+        estimator.fit(x_train, data.y[train], **fit_args)
     pipeline = Pipeline([("features", features), ("model", estimator)])
     iterations = _iterations(family, estimator)
     candidate = Candidate(
@@ -91,6 +95,7 @@ def _fit_booster(
     valid: tuple[Any, np.ndarray],
     on_round: RoundHook | None,
     curves: bool,
+    fit_args: dict[str, Any],
 ) -> dict[str, list[float]]:
     """Fit with early stopping on ``valid``; returns loss curves when ``curves`` (train and valid)."""
     sets = [train, valid] if curves else [valid]
@@ -107,6 +112,7 @@ def _fit_booster(
             eval_y=tuple(y for _, y in sets),
             eval_names=names,
             callbacks=callbacks,
+            **fit_args,
         )
         results = estimator.evals_result_
         return {name: list(next(iter(results[name].values()))) for name in names} if curves else {}
