@@ -80,6 +80,8 @@ class ServingConfig(_Section):
     port: int = Field(8000, ge=1, le=65535)
     log_flush_seconds: float = Field(1.0, gt=0.0, le=60.0)
     max_batch_rows: int = Field(10_000, ge=1)
+    max_request_bytes: int = Field(16 * 2**20, ge=1024)
+    reload_poll_seconds: float = Field(1.0, gt=0.0, le=3600)  # how often the server checks the champion alias
     latency_budget_ms: float = Field(10.0, gt=0.0)  # single-row p50 at export; the promotion gate checks it
 
 

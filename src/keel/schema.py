@@ -151,6 +151,39 @@ class InputSchema:
             return "Check the column names: " + ", ".join(pairs) + "."
         return f"Expected columns: {', '.join(self.names)}."
 
+    def columns_to_arrays(self, columns: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Validate one list of values per column (the Open Inference Protocol's tensors) and
+        return canonical arrays; SchemaError names every bad column and row."""
+        problems: list[dict[str, object]] = []
+        missing = [c for c in self.names if c not in columns]
+        problems += [_problem(None, m, "is missing (one input tensor per column)") for m in missing]
+        lengths = {name: len(v) for name, v in columns.items() if isinstance(v, list)}
+        problems += [
+            _problem(None, n, "must be a list of values") for n, v in columns.items() if not isinstance(v, list)
+        ]
+        if len(set(lengths.values())) > 1:
+            problems.append(_problem(None, None, f"every input must have the same number of rows, got {lengths}"))
+        if problems:
+            raise SchemaError(problems, hint=f"Expected inputs: {', '.join(self.names)}.")
+        n = next(iter(lengths.values()))
+        if n == 0:
+            raise SchemaError([_problem(None, None, "expected at least one row")])
+        arrays = {}
+        for col in self.columns:
+            values = columns[col.name]
+            out = _empty(col, n)
+            coerce = _coerce_numeric if col.kind == NUMERIC else _coerce_categorical
+            for i, value in enumerate(values):
+                ok, coerced = coerce(value)
+                if ok:
+                    out[i] = coerced
+                elif len(problems) < MAX_PROBLEMS:
+                    problems.append(_problem(i, col.name, coerced))
+            arrays[col.name] = out
+        if problems:
+            raise SchemaError(problems)
+        return arrays
+
     # -- DataFrames (training, batch scoring) -------------------------------
 
     def frame_to_arrays(self, frame: Any) -> dict[str, np.ndarray]:

@@ -169,3 +169,61 @@ def test_unknown_model_and_version_are_clear(lifecycle: dict) -> None:
         keel.promote(project, "9")
     with pytest.raises(RegistryError, match="already the champion"):
         keel.promote(project, "1")
+
+
+def infer_request(root: Path, n: int) -> dict[str, object]:
+    frame = pd.read_parquet(root / "adult_sample.parquet")[FEATURES].iloc[:n]
+    inputs = []
+    for column in FEATURES:
+        numeric = pd.api.types.is_numeric_dtype(frame[column])
+        values = json.loads(frame[column].to_json(orient="values"))
+        inputs.append({"name": column, "shape": [n, 1], "datatype": "FP32" if numeric else "BYTES", "data": values})
+    return {"id": "req-1", "inputs": inputs}
+
+
+def test_open_inference_protocol_v2(lifecycle: dict) -> None:
+    project, root = lifecycle["project"], lifecycle["root"]
+    with TestClient(keel.build_app(project)) as client:
+        assert client.get("/v2/health/live").json() == {"live": True}
+        assert client.get("/v2/health/ready").json() == {"ready": True}
+        meta = client.get("/v2/models/adult-income").json()
+        assert meta["versions"] == ["1"] and [i["name"] for i in meta["inputs"]] == FEATURES
+        assert {i["datatype"] for i in meta["inputs"]} == {"FP32", "BYTES"}
+        assert client.get("/v2/models/other").status_code == 404
+        reply = client.post("/v2/models/adult-income/infer", json=infer_request(root, 3))
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert (body["model_name"], body["model_version"], body["id"]) == ("adult-income", "1", "req-1")
+        outputs = {o["name"]: o for o in body["outputs"]}
+        assert outputs["probabilities"]["shape"] == [3, 2] and len(outputs["label"]["data"]) == 3
+        simple = client.post("/predict", json={"rows": rows(root, 3)}).json()["predictions"]
+        assert outputs["label"]["data"] == [p["label"] for p in simple]  # one graph behind both protocols
+        bad = infer_request(root, 2)
+        bad["inputs"][0]["data"] = ["old", 30]
+        del bad["inputs"][1]
+        refused = client.post("/v2/models/adult-income/infer", json=bad)
+        assert refused.status_code == 422
+        problems = refused.json()["problems"]
+        assert {"row": None, "column": "workclass", "problem": "is missing (one input tensor per column)"} in problems
+
+
+def test_metrics_admin_token_and_size_limit(lifecycle: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    project, root = lifecycle["project"], lifecycle["root"]
+    monkeypatch.delenv("KEEL_ADMIN_TOKEN", raising=False)
+    with TestClient(keel.build_app(project)) as client:
+        client.post("/predict", json={"rows": rows(root, 4)})
+        client.post("/predict", json={"rows": [{"age": 1}]})
+        text = client.get("/metrics").text
+        assert 'keel_requests_total{endpoint="predict",version="1"}' in text
+        assert 'keel_rows_total{version="1"} 4.0' in text
+        assert 'keel_errors_total{endpoint="predict",status="422",version="1"} 1.0' in text
+        assert "keel_request_seconds_bucket" in text and "keel_prediction_score_bucket" in text
+        assert client.post("/admin/reload").status_code == 403  # no token configured: admin is off
+    monkeypatch.setenv("KEEL_ADMIN_TOKEN", "s3cret")
+    small = keel.load_project(root)
+    with TestClient(keel.build_app(small)) as client:
+        assert client.post("/admin/reload", headers={"authorization": "Bearer wrong"}).status_code == 401
+        ok = client.post("/admin/reload", headers={"authorization": "Bearer s3cret"})
+        assert ok.status_code == 200 and ok.json()["version"] == "1"
+        huge = client.post("/predict", content=b" " * (17 * 2**20), headers={"content-type": "application/json"})
+        assert huge.status_code == 413

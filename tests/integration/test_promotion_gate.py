@@ -11,6 +11,7 @@ marker (``split``) keeps the test rows, and so the golden set, identical across 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -114,6 +115,17 @@ def test_promote_refuses_bad_input_without_changing_anything(tmp_path: Path) -> 
     events = json.loads(keel("history", "--json", cwd=project, check=True).stdout)
     assert [e["action"] for e in events] == ["promote"]  # errors are not decisions: nothing recorded
     assert serving.read_text() == before
+
+    lock = sqlite3.connect(project / ".keel" / "mlflow.db")
+    lock.execute("BEGIN EXCLUSIVE")  # another process holds the registry
+    try:
+        locked = keel("promote", challenger, cwd=project, timeout=240)
+    finally:
+        lock.rollback()
+        lock.close()
+    assert locked.returncode == 5 and "locked" in locked.stderr and "Traceback" not in locked.stderr
+    assert serving.read_text() == before
+    assert [e["action"] for e in json.loads(keel("history", "--json", cwd=project, check=True).stdout)] == ["promote"]
 
     (project / ".keel" / "mlflow.db").write_bytes(b"this is not a database")
     corrupt = keel("promote", ref, cwd=project)

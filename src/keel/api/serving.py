@@ -23,6 +23,7 @@ from keel.serving.predictor import Predictor
 from keel.store import Store, read_serving_aliases
 
 Progress = Callable[[int, int | None], None]
+ADMIN_TOKEN_ENV = "KEEL_ADMIN_TOKEN"  # bearer token of the admin endpoints; unset: they are off
 
 
 def load_alias(store: Store, model: str, alias: str = "champion") -> Bundle:
@@ -33,14 +34,36 @@ def load_alias(store: Store, model: str, alias: str = "champion") -> Bundle:
 
 def build_app(project: Project, alias: str = "champion", bundle: Bundle | None = None) -> Any:
     """The ASGI app serving ``alias`` of the project's model (or ``bundle``, already verified)."""
-    from keel.serving.app import ServingState, create_app
+    from keel.serving.app import ServingState, Source, create_app
     from keel.serving.predlog import PredictionLog
 
     store = Store(project.store_path)
+    settings = project.config.serving
     bundle = bundle or load_alias(store, project.name, alias)
-    log = PredictionLog(store.predictions_dir(project.name), project.config.serving.log_flush_seconds)
-    state = ServingState(Predictor(bundle), log, project.config.serving.max_batch_rows)
+    log = PredictionLog(store.predictions_dir(project.name), settings.log_flush_seconds)
+    source = Source(
+        stamp=lambda: _stamp(store.serving_file(project.name)),
+        load=lambda: load_alias(store, project.name, alias),
+        poll_seconds=settings.reload_poll_seconds,
+    )
+    state = ServingState(
+        Predictor(bundle),
+        log,
+        settings.max_batch_rows,
+        settings.max_request_bytes,
+        os.environ.get(ADMIN_TOKEN_ENV) or None,
+        source,
+    )
     return create_app(state)
+
+
+def _stamp(file: Path) -> int:
+    """Changes whenever promote or rollback rewrites the serving file (atomic rename: new inode)."""
+    try:
+        status = file.stat()
+    except FileNotFoundError:
+        return 0
+    return hash((status.st_ino, status.st_mtime_ns, status.st_size))
 
 
 def serve(

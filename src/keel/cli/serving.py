@@ -20,12 +20,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from keel.yaml, 8000).")] = None,
 ) -> None:
-    """Serve the champion's ONNX bundle over HTTP (POST /predict, GET /health)."""
+    """Serve the champion's ONNX bundle over HTTP: POST /predict, the Open Inference Protocol v2
+    (/v2/...), /metrics; swaps to a new champion on promote or rollback without a restart."""
     from keel.api.serving import serve as run_serve
 
     def ready(url: str, bundle: Any) -> None:
         console(stderr=True).print(
-            f"serving [bold]{bundle.model}@{bundle.version}[/] on {url} (POST /predict, GET /health); Ctrl-C stops"
+            f"serving [bold]{bundle.model}@{bundle.version}[/] on {url} (POST /predict, /v2/models/{bundle.model}/infer, "
+            "GET /health, /metrics); follows the champion alias; Ctrl-C stops"
         )
 
     run_serve(project_of(ctx), host=host, port=port, on_ready=ready)
