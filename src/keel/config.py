@@ -82,6 +82,8 @@ class ServingConfig(_Section):
     max_batch_rows: int = Field(10_000, ge=1)
     max_request_bytes: int = Field(16 * 2**20, ge=1024)
     reload_poll_seconds: float = Field(1.0, gt=0.0, le=3600)  # how often the server checks the champion alias
+    canary_share: float = Field(0.1, ge=0.0, le=1.0)  # of requests, when a 'canary' alias exists
+    canary_key: str | None = None  # a column: requests with the same value always go the same way
     latency_budget_ms: float = Field(10.0, gt=0.0)  # single-row p50 at export; the promotion gate checks it
 
 

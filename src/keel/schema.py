@@ -33,6 +33,7 @@ LOG_VERSION = "keel_version"
 LOG_REQUEST = "keel_request_id"
 LOG_LABEL = "keel_label"
 LOG_SCORE = "keel_score"
+LOG_ROUTE = "keel_route"  # champion | canary | shadow (a shadow row is a second opinion, not an answer)
 
 
 @dataclass(frozen=True)

@@ -102,3 +102,96 @@ def test_hot_swap_under_load_and_a_tritonclient_call(tmp_path: Path, start_serve
     assert result.get_response()["model_version"] == "1"
     assert result.as_numpy("probabilities").shape == (3, 2)
     assert set(result.as_numpy("label").astype(str)) <= {"<=50K", ">50K"}
+
+
+def test_canary_is_sticky_by_key_and_shadow_is_logged_but_never_answers(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    import keel as keel_api
+    from keel.monitoring.log import read_log
+
+    project = copy_example(tmp_path / "routes")
+    config = yaml.safe_load((project / "keel.yaml").read_text())
+    config["train"]["families"] = ["linear"]
+    config["serving"] |= {"canary_share": 0.5, "canary_key": "education", "reload_poll_seconds": 0.2}
+    (project / "keel.yaml").write_text(yaml.safe_dump(config))
+    for families in (["linear"], ["lightgbm"]):
+        config["train"]["families"] = families
+        (project / "keel.yaml").write_text(yaml.safe_dump(config))
+        keel_cli = keel_module_cli(project)
+        keel_cli("train")
+        keel_cli("export")
+    keel_cli("promote", "1")
+    rows = first_rows(project, 200)
+
+    def versions_by_key(client: TestClient) -> dict[str, set[str]]:
+        seen: dict[str, set[str]] = {}
+        for row in rows:
+            reply = client.post("/predict", json={"rows": [row]})
+            assert reply.status_code == 200, reply.text
+            seen.setdefault(str(row["education"]), set()).add(reply.json()["version"])
+        return seen
+
+    with TestClient(keel_api.build_app(keel_api.load_project(project))) as client:
+        assert versions_by_key(client) == {k: {"1"} for k in versions_by_key(client)}
+        keel_cli("alias", "set", "canary", "2", "--reason", "try lightgbm")
+        deadline = time.monotonic() + 10
+        while "2" not in set().union(*versions_by_key(client).values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        seen = versions_by_key(client)
+        assert all(len(v) == 1 for v in seen.values()), seen  # sticky: one version per key value
+        assert {"1", "2"} <= set().union(*seen.values())
+        keel_cli("alias", "remove", "canary")
+        keel_cli("alias", "set", "shadow", "2")
+        time.sleep(1.0)
+        answered = [client.post("/predict", json={"rows": [row]}).json() for row in rows[:10]]
+        assert {a["version"] for a in answered} == {"1"}  # the shadow never answers
+    wrong = keel("alias", "set", "champion", "2", cwd=project)
+    assert wrong.returncode == 2 and "keel promote" in wrong.stderr
+
+    log = read_log(project / ".keel" / "predictions" / "adult-income", shadow=True).to_pandas()
+    shadow = log[log["keel_route"] == "shadow"]
+    assert set(shadow["keel_version"]) == {"2"} and len(shadow) >= 10
+    answered_ids = {a["request_id"] for a in answered}
+    assert answered_ids <= set(shadow["keel_request_id"])  # the same requests, scored twice
+    monitored = read_log(project / ".keel" / "predictions" / "adult-income").to_pandas()
+    assert "shadow" not in set(monitored["keel_route"].dropna())
+    events = json.loads(keel("history", "--json", cwd=project, check=True).stdout)
+    assert [e["action"] for e in events][-3:] == ["set canary", "remove canary", "set shadow"]
+
+
+def keel_module_cli(project: Path):
+    def run(*args: str) -> None:
+        keel(*args, cwd=project, check=True)
+
+    return run
+
+
+def test_kill_9_loses_at_most_the_last_flush_interval(tmp_path: Path, start_server) -> None:
+    from keel.monitoring.log import read_log
+
+    project = copy_example(tmp_path / "kill")
+    config = yaml.safe_load((project / "keel.yaml").read_text())
+    config["train"]["families"] = ["linear"]
+    (project / "keel.yaml").write_text(yaml.safe_dump(config))
+    for step in ("train", "export", "promote"):
+        keel(step, cwd=project, check=True)
+    server = start_server(project)
+    body = {"rows": first_rows(project, 3)}
+    answered: list[tuple[str, float]] = []
+    with httpx.Client(timeout=10) as client:
+        for _ in range(30):
+            answered.append((client.post(f"{server.url}/predict", json=body).json()["request_id"], time.monotonic()))
+        time.sleep(1.5)  # longer than the 1 s flush interval
+        for _ in range(10):  # these may be lost: the kill comes before their flush
+            answered.append((client.post(f"{server.url}/predict", json=body).json()["request_id"], time.monotonic()))
+    killed_at = time.monotonic()
+    server.process.kill()
+    server.process.wait()
+
+    log = read_log(project / ".keel" / "predictions" / "adult-income").to_pandas()  # readable: whole segments only
+    logged = set(log["keel_request_id"])
+    older = [request for request, at in answered if at < killed_at - 1.2]
+    assert len(older) >= 30 and set(older) <= logged
+    assert len(log) == 3 * len(logged)  # no request half-written
+    assert not list((project / ".keel" / "predictions" / "adult-income").glob(".*.tmp"))

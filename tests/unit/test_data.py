@@ -94,3 +94,14 @@ def test_triage_flags_rare_classes_duplicates_and_ids(rng: np.random.Generator) 
     assert "5 exact duplicate rows" in text
     assert "class 'b' is only 5.0% of rows" in text
     assert report.blocking == []
+
+
+def test_a_stored_pandas_index_is_not_a_column(tmp_path) -> None:
+    import pandas as pd
+
+    from keel.data.load import load_frame, load_table
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": ["a", "b", "a"]}).sample(frac=1.0, random_state=0)
+    frame.to_parquet(tmp_path / "d.parquet")  # a shuffled index: pandas stores it as __index_level_0__
+    assert load_frame(tmp_path / "d.parquet").columns == ["x", "y"]
+    assert list(load_table(tmp_path / "d.parquet").columns) == ["x", "y"]

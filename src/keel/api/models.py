@@ -19,7 +19,15 @@ from keel.evaluation.gate import Check, improvement_check, latency_check, parity
 from keel.evaluation.suite import slice_groups
 from keel.exporting.bundle import Bundle, load_bundle, write_bundle
 from keel.exporting.parity import Latency, Parity, check_parity, measure_latency
-from keel.registry.champion import BUNDLE_DIGEST_TAG, CHAMPION, AliasChange, sync_serving
+from keel.registry.champion import (
+    BUNDLE_DIGEST_TAG,
+    CHAMPION,
+    TRAFFIC_ALIASES,
+    AliasChange,
+    remove_traffic_alias,
+    set_traffic_alias,
+    sync_serving,
+)
 from keel.registry.champion import history as champion_history
 from keel.registry.champion import promote as promote_version
 from keel.registry.champion import rollback as rollback_champion
@@ -169,6 +177,36 @@ def promote(project: Project, ref: str | None = None, *, force: bool = False, re
     if current is None and not registry.model_tags(version.name).get(GOLDEN_DIGEST_TAG):
         _freeze_golden(registry, store, version)
     return promote_version(registry, store, version, checks, force=force, reason=reason, note=note)
+
+
+def set_alias(project: Project, alias: str, ref: str | None = None, *, reason: str = "") -> AliasChange:
+    """Point the ``canary`` or ``shadow`` alias at an exported version; a running server follows."""
+    _check_traffic_alias(alias)
+    registry, version = resolve(project, ref)
+    store = Store(project.store_path).ensure()
+    _exported_bundle(store, version)
+    if registry.aliases(version.name).get(CHAMPION) is None:
+        raise RegistryError(
+            f"model '{version.name}' has no champion yet.", hint="Promote one first: canary and shadow run beside it."
+        )
+    return set_traffic_alias(registry, store, version, alias, reason)
+
+
+def remove_alias(project: Project, alias: str, name: str | None = None, *, reason: str = "") -> AliasChange:
+    """Remove the ``canary`` or ``shadow`` alias: its traffic stops at the server's next check."""
+    _check_traffic_alias(alias)
+    registry = MlflowRegistry(project.tracking_uri)
+    model = name or project.name
+    registry.get(model)
+    return remove_traffic_alias(registry, Store(project.store_path).ensure(), model, alias, reason)
+
+
+def _check_traffic_alias(alias: str) -> None:
+    if alias not in TRAFFIC_ALIASES:
+        raise ConfigError(
+            f"alias '{alias}' cannot be set here: only {' and '.join(TRAFFIC_ALIASES)}.",
+            hint="The champion moves only through `keel promote` (the gate) and `keel rollback`.",
+        )
 
 
 def history(project: Project, name: str | None = None) -> list[dict[str, Any]]:

@@ -43,7 +43,7 @@ def build_app(project: Project, alias: str = "champion", bundle: Bundle | None =
     log = PredictionLog(store.predictions_dir(project.name), settings.log_flush_seconds)
     source = Source(
         stamp=lambda: _stamp(store.serving_file(project.name)),
-        load=lambda: load_alias(store, project.name, alias),
+        load=lambda name: _load_route(store, project.name, alias if name == "champion" else name),
         poll_seconds=settings.reload_poll_seconds,
     )
     state = ServingState(
@@ -53,8 +53,19 @@ def build_app(project: Project, alias: str = "champion", bundle: Bundle | None =
         settings.max_request_bytes,
         os.environ.get(ADMIN_TOKEN_ENV) or None,
         source,
+        canary_share=settings.canary_share,
+        canary_key=settings.canary_key,
     )
     return create_app(state)
+
+
+def _load_route(store: Store, model: str, alias: str) -> Bundle | None:
+    """The verified bundle of ``alias``; None for a canary or shadow alias that is not set."""
+    aliases = read_serving_aliases(store, model)
+    if alias not in aliases.aliases and alias in ("canary", "shadow"):
+        return None
+    version, digest = aliases.resolve(alias)
+    return load_bundle(store.bundle_dir(model, version), digest)
 
 
 def _stamp(file: Path) -> int:

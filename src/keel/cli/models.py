@@ -19,6 +19,10 @@ RefArgument = Annotated[str | None, typer.Argument(help="NAME@VERSION, VERSION o
 
 
 def register(app: typer.Typer) -> None:
+    aliases = typer.Typer(help="Canary and shadow traffic: point an alias at an exported version, or remove it.")
+    aliases.command("set")(alias_set)
+    aliases.command("remove")(alias_remove)
+    app.add_typer(aliases, name="alias")
     for name, command in (
         ("train", train),
         ("evaluate", evaluate),
@@ -171,6 +175,33 @@ def history(
         table.add_row(e["at"], e["action"], e["version"], e.get("previous") or "-", e.get("by", "?"), checks, why)
     out.print(table)
     out.print(f"[dim]full evidence: the run artifacts named in each event (keel/decisions/); {len(events)} events[/]")
+
+
+def alias_set(
+    ctx: typer.Context,
+    alias: Annotated[str, typer.Argument(help="canary or shadow.")],
+    ref: RefArgument = None,
+    reason: ReasonOption = "",
+) -> None:
+    """Send canary traffic to a version, or shadow every request with it (the server follows)."""
+    from keel.api.models import set_alias
+
+    change = set_alias(project_of(ctx), alias, ref, reason=reason)
+    was = f" (was @{change.previous})" if change.previous else ""
+    console().print(f"{alias} is now [bold]{change.model}@{change.version}[/]{was}")
+
+
+def alias_remove(
+    ctx: typer.Context,
+    alias: Annotated[str, typer.Argument(help="canary or shadow.")],
+    name: Annotated[str | None, typer.Argument(help="Model name (default: the project's).")] = None,
+    reason: ReasonOption = "",
+) -> None:
+    """Stop canary or shadow traffic."""
+    from keel.api.models import remove_alias
+
+    change = remove_alias(project_of(ctx), alias, name, reason=reason)
+    console().print(f"removed {alias} (was {change.model}@{change.version})")
 
 
 def run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,8 @@ def _read(file: Path, fmt: str) -> Any:
     import pandas as pd
 
     try:
-        if fmt == "parquet":
-            return pd.read_parquet(file)
+        if fmt == "parquet":  # a pandas index stored in the file is not data: drop it
+            return pd.read_parquet(file).reset_index(drop=True)
         return pd.read_csv(file, sep="\t" if fmt == "tsv" else ",", low_memory=False)
     except UnicodeDecodeError as exc:
         raise DataError(
@@ -79,6 +80,8 @@ def load_frame(path: Path | str) -> Any:
             f"cannot read {file} as parquet: {first}",
             hint="Check that the file is complete and of the type its name says.",
         ) from None
+    index = [c for c in frame.columns if re.fullmatch(r"__index_level_\d+__", c)]
+    frame = frame.drop(index)  # pandas' stored index: not data (pandas reads it back as the index)
     if frame.width == 0 or frame.height == 0:
         raise DataError(
             f"{file} has a header but no rows." if frame.width else f"{file} has no columns.",

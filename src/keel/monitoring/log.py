@@ -8,11 +8,15 @@ from typing import Any
 import numpy as np
 
 from keel.errors import MonitorError
-from keel.schema import LOG_VERSION, NUMERIC
+from keel.schema import LOG_ROUTE, LOG_VERSION, NUMERIC
 
 
-def read_log(directory: Path, version: str | None = None) -> Any:
-    """Every complete segment as one pyarrow Table, optionally of one model version."""
+def read_log(directory: Path, version: str | None = None, shadow: bool = False) -> Any:
+    """Every complete segment as one pyarrow Table, optionally of one model version.
+
+    Shadow rows (scored off the response path, see keel.serving.app) are left out unless
+    ``shadow``: they repeat inputs already logged with the answer.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -26,6 +30,8 @@ def read_log(directory: Path, version: str | None = None) -> Any:
         raise MonitorError(f"the prediction log in {directory} is unreadable: {exc}") from None
     if version is not None:
         table = table.filter(pc.equal(table[LOG_VERSION], version))
+    if not shadow and LOG_ROUTE in table.column_names:
+        table = table.filter(pc.fill_null(pc.not_equal(table[LOG_ROUTE], "shadow"), True))
     return table
 
 

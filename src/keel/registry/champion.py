@@ -107,6 +107,35 @@ def rollback(registry: MlflowRegistry, store: Store, name: str, reason: str = ""
     return change
 
 
+TRAFFIC_ALIASES = ("canary", "shadow")
+
+
+def set_traffic_alias(
+    registry: MlflowRegistry, store: Store, version: ModelVersion, alias: str, reason: str = ""
+) -> AliasChange:
+    """Point ``canary`` or ``shadow`` at ``version`` (the server picks it up); recorded."""
+    previous = registry.aliases(version.name).get(alias)
+    change = AliasChange(version.name, f"set {alias}", version.version, previous)
+    registry.set_alias(version.name, alias, version.version)
+    _record(registry, change, reason)
+    sync_serving(registry, store, version.name)
+    return change
+
+
+def remove_traffic_alias(
+    registry: MlflowRegistry, store: Store, name: str, alias: str, reason: str = ""
+) -> AliasChange:
+    """Stop canary or shadow traffic; recorded on the version the alias pointed at."""
+    current = registry.aliases(name).get(alias)
+    if current is None:
+        raise RegistryError(f"model '{name}' has no '{alias}' alias.", hint="`keel history` shows the alias changes.")
+    change = AliasChange(name, f"remove {alias}", current, current)
+    registry.delete_alias(name, alias)
+    _record(registry, change, reason)
+    sync_serving(registry, store, name)
+    return change
+
+
 def history(registry: MlflowRegistry, name: str) -> list[dict[str, Any]]:
     """Every recorded decision about ``name``'s versions, oldest first."""
     events = []
@@ -172,11 +201,11 @@ def _record(registry: MlflowRegistry, change: AliasChange, reason: str) -> None:
         "reason": reason[:500],
         "note": change.note[:500],
         "checks": [[c.name, c.passed] for c in change.checks],
-        "decision": f"keel/decisions/{change.action}-{stamp}.json",
+        "decision": f"keel/decisions/{change.action.replace(' ', '-')}-{stamp}.json",
     }
     version = registry.get(change.model, change.version)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{change.action}-{stamp}.json"
+        path = Path(tmp) / f"{change.action.replace(' ', '-')}-{stamp}.json"
         path.write_text(json.dumps(event | change.to_dict(), indent=2, default=str))
         registry.log_artifacts(version.run_id, Path(tmp), "keel/decisions")
     text = json.dumps(event, default=str)

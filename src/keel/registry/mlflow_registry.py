@@ -83,6 +83,10 @@ class MlflowRegistry:
         with mlflow_errors(self.uri):
             self._client.set_registered_model_alias(name, alias, version)
 
+    def delete_alias(self, name: str, alias: str) -> None:
+        with mlflow_errors(self.uri):
+            self._client.delete_registered_model_alias(name, alias)
+
     def model_tags(self, name: str) -> dict[str, str]:
         with mlflow_errors(self.uri):
             return {str(k): str(v) for k, v in (self._client.get_registered_model(name).tags or {}).items()}

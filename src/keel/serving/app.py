@@ -11,11 +11,17 @@ Routes:
 Errors are JSON: 400 for a body that is not JSON, 413 for a body or batch over the limits,
 422 naming every bad row and column, 401/403 for admin calls without the token.
 
-Hot swap: the app holds one ``Predictor`` reference. A background task polls the store's
-serving file (rewritten by every promote and rollback); when the alias points at another
-version it loads and verifies that bundle off the event loop, then swaps the reference.
-A request reads the reference once, so requests in flight finish on the model they started
-with and no request waits for a load.
+Hot swap: the app holds one ``Predictor`` reference per alias. A background task polls the
+store's serving file (rewritten by every promote, rollback and alias change); when an alias
+points at another version it loads and verifies that bundle off the event loop, then swaps
+the reference. A request reads its reference once, so requests in flight finish on the
+model they started with and no request waits for a load.
+
+Canary and shadow: when the registry has a ``canary`` alias, ``serving.canary_share`` of the
+requests are answered by it, sticky by ``serving.canary_key`` (a column: the same value
+always goes the same way; without one, requests are drawn at random). When it has a
+``shadow`` alias, every request is also scored by the shadow after the response is sent,
+and logged with ``keel_route = shadow`` and the same request id; the caller never sees it.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import random
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -34,6 +42,7 @@ import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.background import BackgroundTask
 
 from keel._version import __version__
 from keel.errors import KeelError, SchemaError
@@ -42,6 +51,7 @@ from keel.schema import (
     LOG_LABEL,
     LOG_MODEL,
     LOG_REQUEST,
+    LOG_ROUTE,
     LOG_SCORE,
     LOG_TIME,
     LOG_VERSION,
@@ -55,13 +65,16 @@ from keel.serving.predlog import PredictionLog
 logger = logging.getLogger("keel.serving")
 
 
+CHAMPION, CANARY, SHADOW = "champion", "canary", "shadow"
+
+
 @dataclass
 class Source:
-    """Where the served bundle comes from: a change stamp of the alias file, and a loader of
-    the bundle the alias points at now (verified)."""
+    """Where the served bundles come from: a change stamp of the alias file, and a loader of
+    the bundle an alias points at now (verified; None when the alias is not set)."""
 
     stamp: Callable[[], int]
-    load: Callable[[], Bundle]
+    load: Callable[[str], Bundle | None]
     poll_seconds: float = 1.0
 
 
@@ -76,6 +89,18 @@ class ServingState:
     admin_token: str | None = None
     source: Source | None = None
     metrics: ServingMetrics = field(default_factory=ServingMetrics)
+    routes: dict[str, Predictor] = field(default_factory=dict)  # canary, shadow
+    canary_share: float = 0.1
+    canary_key: str | None = None
+
+    def route(self, key: Any) -> tuple[Predictor, str]:
+        """The predictor that answers this request: the canary for its share, else the champion."""
+        canary = self.routes.get(CANARY)
+        if canary is None or self.canary_share <= 0:
+            return self.predictor, CHAMPION
+        sticky = self.canary_key is not None and key is not None
+        draw = zlib.crc32(str(key).encode()) % 10_000 / 10_000 if sticky else random.random()
+        return (canary, CANARY) if draw < self.canary_share else (self.predictor, CHAMPION)
 
     @property
     def model(self) -> str:
@@ -91,25 +116,38 @@ def create_app(state: ServingState) -> FastAPI:
     lock = asyncio.Lock()
 
     async def reload(force: bool = False) -> dict[str, Any]:
-        """Load what the alias points at and swap, if it is another bundle (or ``force``)."""
+        """Load what the aliases point at and swap what changed (everything with ``force``)."""
         if state.source is None:
             return {"reloaded": False, "reason": "this server was started on a fixed bundle"}
         async with lock:
             stamp["seen"] = await asyncio.to_thread(state.source.stamp)
             try:
-                bundle = await asyncio.to_thread(state.source.load)
+                bundles = {a: await asyncio.to_thread(state.source.load, a) for a in (CHAMPION, CANARY, SHADOW)}
             except KeelError as exc:
                 state.metrics.reloads.labels("failed").inc()
                 logger.error("reload refused, still serving %s@%s: %s", state.model, state.version, exc)
                 return {"reloaded": False, "reason": str(exc), "version": state.version}
-            if bundle.digest == state.predictor.bundle.digest and not force:
-                return {"reloaded": False, "reason": "already serving it", "version": state.version}
             previous = state.version
-            state.predictor = await asyncio.to_thread(Predictor, bundle)
+            swapped = []
+            champion = bundles[CHAMPION]
+            if champion is not None and (force or champion.digest != state.predictor.bundle.digest):
+                state.predictor = await asyncio.to_thread(Predictor, champion)
+                swapped.append(CHAMPION)
+            for alias in (CANARY, SHADOW):
+                bundle, current = bundles[alias], state.routes.get(alias)
+                if bundle is None and current is not None:
+                    state.routes = {k: v for k, v in state.routes.items() if k != alias}
+                    swapped.append(alias)
+                elif bundle is not None and (force or current is None or bundle.digest != current.bundle.digest):
+                    state.routes = state.routes | {alias: await asyncio.to_thread(Predictor, bundle)}
+                    swapped.append(alias)
+            routes = {alias: p.bundle.version for alias, p in state.routes.items()}
+            if not swapped:
+                return {"reloaded": False, "reason": "already serving them", "version": state.version, "routes": routes}
             state.metrics.serving(state.model, state.version)
             state.metrics.reloads.labels("swapped").inc()
-            logger.warning("now serving %s@%s (was %s)", state.model, state.version, previous)
-            return {"reloaded": True, "version": state.version, "previous": previous}
+            logger.warning("now serving %s@%s (was %s), routes %s", state.model, state.version, previous, routes)
+            return {"reloaded": True, "version": state.version, "previous": previous, "routes": routes}
 
     async def watch() -> None:
         assert state.source is not None
@@ -125,7 +163,10 @@ def create_app(state: ServingState) -> FastAPI:
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         state.log.start()
         state.metrics.serving(state.model, state.version)
-        watcher = asyncio.create_task(watch()) if state.source else None
+        watcher = None
+        if state.source is not None:
+            await reload()  # canary and shadow, when set
+            watcher = asyncio.create_task(watch())
         try:
             yield
         finally:
@@ -151,13 +192,44 @@ def create_app(state: ServingState) -> FastAPI:
             return None, reply({"error": f"malformed JSON body: {exc}"}, 400)
 
     def score(
-        predictor: Predictor, arrays: dict[str, np.ndarray], endpoint: str, started: float
+        predictor: Predictor, arrays: dict[str, np.ndarray], endpoint: str, started: float, route: str
     ) -> tuple[Predictions, str]:
         outputs = predictor.predict(arrays)
         request_id = uuid.uuid4().hex
-        state.log.append(_log_columns(predictor, arrays, outputs, request_id))
+        state.log.append(_log_columns(predictor, arrays, outputs, request_id, route))
         state.metrics.observe(endpoint, predictor.bundle.version, time.perf_counter() - started, outputs.score)
         return outputs, request_id
+
+    def shadow_task(rows: Any, columns: Any, request_id: str) -> BackgroundTask | None:
+        """Score the request with the shadow after the response has gone; log it, answer nobody."""
+        shadow = state.routes.get(SHADOW)
+        if shadow is None:
+            return None
+
+        def run() -> None:
+            try:
+                schema = shadow.schema
+                arrays = schema.rows_to_arrays(rows) if rows is not None else schema.columns_to_arrays(columns)
+                outputs = shadow.predict(arrays)
+                state.log.append(_log_columns(shadow, arrays, outputs, request_id, SHADOW))
+                state.metrics.observe("shadow", shadow.bundle.version, 0.0, outputs.score)
+            except Exception as exc:  # the shadow must never hurt the answer
+                state.metrics.errors.labels("shadow", shadow.bundle.version, type(exc).__name__).inc()
+
+        return BackgroundTask(run)
+
+    def validated(
+        endpoint: str, predictor: Predictor, rows: int, convert: Callable[[], dict[str, np.ndarray]]
+    ) -> tuple[dict[str, np.ndarray], Response | None]:
+        """Canonical arrays, or the 413/422 answer that refuses the request."""
+        version = predictor.bundle.version
+        if rows > state.max_batch_rows:
+            problem = f"{rows} rows exceed the limit of {state.max_batch_rows} per request"
+            return {}, failed(endpoint, version, 413, {"error": problem})
+        try:
+            return convert(), None
+        except SchemaError as exc:
+            return {}, failed(endpoint, version, 422, {"error": str(exc), "problems": exc.problems})
 
     def failed(endpoint: str, version: str, status: int, payload: dict[str, Any]) -> Response:
         state.metrics.errors.labels(endpoint, version, str(status)).inc()
@@ -170,39 +242,29 @@ def create_app(state: ServingState) -> FastAPI:
     @app.post("/predict", openapi_extra=_request_doc(state.predictor.schema))
     async def predict(request: Request) -> Response:
         started = time.perf_counter()
-        predictor = state.predictor  # one model for the whole request, even across a swap
-        version = predictor.bundle.version
         payload, error = await read_json(request)
+        rows = payload.get("rows") if isinstance(payload, dict) else None
+        first = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
+        predictor, route = state.route(first.get(state.canary_key) if state.canary_key else None)
+        version = predictor.bundle.version  # one model for the whole request, even across a swap
         if error is not None:
             return failed("predict", version, error.status_code, orjson.loads(error.body))
-        rows = payload.get("rows") if isinstance(payload, dict) else None
         if not isinstance(rows, list):
-            return failed(
-                "predict",
-                version,
-                422,
-                {"error": 'the body must be a JSON object {"rows": [{column: value, ...}, ...]}'},
-            )
-        if len(rows) > state.max_batch_rows:
-            return failed(
-                "predict",
-                version,
-                413,
-                {"error": f"{len(rows)} rows exceed the limit of {state.max_batch_rows} per request"},
-            )
-        try:
-            arrays = predictor.schema.rows_to_arrays(rows)
-        except SchemaError as exc:
-            return failed("predict", version, 422, {"error": str(exc), "problems": exc.problems})
-        outputs, request_id = score(predictor, arrays, "predict", started)
-        return reply(
-            {
-                "model": predictor.bundle.model,
-                "version": version,
-                "request_id": request_id,
-                "predictions": predictor.to_json(outputs),
-            }
-        )
+            problem = 'the body must be a JSON object {"rows": [{column: value, ...}, ...]}'
+            return failed("predict", version, 422, {"error": problem})
+        arrays, refused = validated("predict", predictor, len(rows), lambda: predictor.schema.rows_to_arrays(rows))
+        if refused is not None:
+            return refused
+        outputs, request_id = score(predictor, arrays, "predict", started, route)
+        body = {
+            "model": predictor.bundle.model,
+            "version": version,
+            "request_id": request_id,
+            "predictions": predictor.to_json(outputs),
+        }
+        response = reply(body)
+        response.background = shadow_task(rows, None, request_id)
+        return response
 
     @app.get("/v2/health/live")
     async def live() -> Response:
@@ -227,41 +289,34 @@ def create_app(state: ServingState) -> FastAPI:
     @app.post("/v2/models/{name}/infer", openapi_extra=_infer_doc(state.predictor.schema))
     async def infer(name: str, request: Request) -> Response:
         started = time.perf_counter()
-        predictor = state.predictor
+        payload, error = await read_json(request)
+        try:
+            columns, request_id = _infer_inputs(payload) if error is None else ({}, None)
+        except SchemaError as exc:
+            return failed("infer", state.version, 422, {"error": str(exc), "problems": exc.problems})
+        key = columns.get(state.canary_key) if state.canary_key else None
+        predictor, route = state.route(key[0] if isinstance(key, list) and key else None)
         version = predictor.bundle.version
         if name != predictor.bundle.model:
-            return failed(
-                "infer",
-                version,
-                404,
-                {"error": f"unknown model '{name}'; this server serves '{predictor.bundle.model}'"},
-            )
-        payload, error = await read_json(request)
+            problem = f"unknown model '{name}'; this server serves '{predictor.bundle.model}'"
+            return failed("infer", version, 404, {"error": problem})
         if error is not None:
             return failed("infer", version, error.status_code, orjson.loads(error.body))
-        try:
-            columns, request_id = _infer_inputs(payload)
-            rows = len(next(iter(columns.values()))) if columns else 0
-            if rows > state.max_batch_rows:
-                return failed(
-                    "infer",
-                    version,
-                    413,
-                    {"error": f"{rows} rows exceed the limit of {state.max_batch_rows} per request"},
-                )
-            arrays = predictor.schema.columns_to_arrays(columns)
-        except SchemaError as exc:
-            return failed("infer", version, 422, {"error": str(exc), "problems": exc.problems})
-        outputs, logged_id = score(predictor, arrays, "infer", started)
-        return reply(
-            {
-                "model_name": predictor.bundle.model,
-                "model_version": version,
-                "id": request_id or logged_id,
-                "parameters": {"request_id": logged_id},
-                "outputs": _infer_outputs(predictor, outputs),
-            }
-        )
+        rows = len(next(iter(columns.values()))) if columns else 0
+        arrays, refused = validated("infer", predictor, rows, lambda: predictor.schema.columns_to_arrays(columns))
+        if refused is not None:
+            return refused
+        outputs, logged_id = score(predictor, arrays, "infer", started, route)
+        body = {
+            "model_name": predictor.bundle.model,
+            "model_version": version,
+            "id": request_id or logged_id,
+            "parameters": {"request_id": logged_id},
+            "outputs": _infer_outputs(predictor, outputs),
+        }
+        response = reply(body)
+        response.background = shadow_task(None, columns, logged_id)
+        return response
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -363,7 +418,7 @@ def _metadata(predictor: Predictor) -> dict[str, Any]:
 
 
 def _log_columns(
-    predictor: Predictor, arrays: dict[str, np.ndarray], outputs: Predictions, request_id: str
+    predictor: Predictor, arrays: dict[str, np.ndarray], outputs: Predictions, request_id: str, route: str
 ) -> dict[str, np.ndarray]:
     n = len(outputs.score)
     now = np.full(n, np.datetime64(time.time_ns() // 1000, "us"))
@@ -372,6 +427,7 @@ def _log_columns(
         LOG_MODEL: np.full(n, predictor.bundle.model, dtype=object),
         LOG_VERSION: np.full(n, predictor.bundle.version, dtype=object),
         LOG_REQUEST: np.full(n, request_id, dtype=object),
+        LOG_ROUTE: np.full(n, route, dtype=object),
         LOG_SCORE: outputs.score,
     }
     if outputs.labels is not None:

@@ -29,6 +29,8 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
 
     def start(self) -> PredictionLog:
+        import pyarrow.parquet  # noqa: F401  # now, not at the first flush: that must take milliseconds, not seconds
+
         self.directory.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="keel-prediction-log", daemon=True)
         self._thread.start()
