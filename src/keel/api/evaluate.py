@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 
 from keel.api.models import resolve
-from keel.config import Project, ProjectConfig
-from keel.data.snapshot import load_snapshot
+from keel.config import Project
 from keel.errors import ConfigError
 from keel.evaluation.gate import improvement_check
 from keel.evaluation.report import EvaluationData, SanityCheck, render_card, render_html
@@ -24,7 +23,7 @@ from keel.schema import NUMERIC, arrays_to_frame
 from keel.store import Store, atomic_write_bytes
 from keel.tracking.runs import RunStore
 from keel.training.fit import predict
-from keel.training.prepare import Prepared, prepare
+from keel.training.prepare import Prepared, prepare_recorded
 
 LEAKAGE_SCORE = 0.99  # a held-out score above this on a real task is suspect
 OVERFIT_GAP = 0.05  # train minus hold-out, in score units (classification) or as a fraction (regression)
@@ -51,11 +50,10 @@ class EvaluationResult:
 def evaluate(project: Project, ref: str | None = None, *, resamples: int = 100) -> EvaluationResult:
     """Score ``ref`` (default: the newest version) on its hold-out rows, with every check."""
     registry, version = resolve(project, ref)
-    run = RunStore(project.tracking_uri, version.name).get(version.run_id)
-    tags = run.data.tags
-    config = ProjectConfig.model_validate(json.loads(tags["keel.config"]))
-    dataset = load_snapshot(Store(project.store_path), tags["keel.data_digest"])
-    data = prepare(dataset.load(), config, dataset.source, dataset.triage)
+    runs = RunStore(project.tracking_uri, version.name)
+    tags = runs.get(version.run_id).data.tags
+    dataset, data = prepare_recorded(Store(project.store_path), tags)
+    config = data.config
     pipeline = registry.load_pipeline(version)
     meta = _run_meta(registry, version)
     test = data.test
@@ -80,7 +78,7 @@ def evaluate(project: Project, ref: str | None = None, *, resamples: int = 100) 
         y=y,
         predicted=predicted,
         importance=_importance(pipeline, data, test, config.seed),
-        curves=RunStore(project.tracking_uri, version.name).curves(version.run_id),
+        curves=runs.curves(version.run_id),
         champion=_champion(project, registry, version, data, predicted, resamples),
         lineage={k: v for k, v in tags.items() if not k.startswith("mlflow.")},
         plan=meta.get("plan", {}).get("decisions", []),

@@ -143,8 +143,9 @@ def promote(project: Project, ref: str | None = None, *, force: bool = False, re
     if current is None:
         note = "first champion: there is no earlier model to compare against; its hold-out rows become the golden set."
     else:
-        champion = _exported_bundle(store, registry.get(version.name, current))
-        frame, digest = _golden(registry, store, registry.get(version.name, current))
+        champion_version = registry.get(version.name, current)
+        champion = _exported_bundle(store, champion_version)
+        frame, digest = _golden(registry, store, champion_version)
         y, champion_out, challenger_out = _score_golden(frame, champion, challenger)
         metric = champion.metadata["metric"]
         greater = _greater_is_better(metric)
@@ -223,15 +224,11 @@ def _unseen_check(project: Project, version: ModelVersion, golden: Any) -> Check
     the data itself may match a few: up to ``GOLDEN_OVERLAP`` of the rows pass)."""
     import pandas as pd
 
-    from keel.config import ProjectConfig
-    from keel.data.snapshot import load_snapshot
     from keel.tracking.runs import RunStore
-    from keel.training.prepare import prepare
+    from keel.training.prepare import prepare_recorded
 
     tags = RunStore(project.tracking_uri, version.name).get(version.run_id).data.tags
-    config = ProjectConfig.model_validate(json.loads(tags["keel.config"]))
-    dataset = load_snapshot(Store(project.store_path), tags["keel.data_digest"])
-    data = prepare(dataset.load(), config, dataset.source, dataset.triage)
+    _, data = prepare_recorded(Store(project.store_path), tags)
     columns = [c.name for c in data.schema.columns if c.name in golden.columns]
     trained = pd.DataFrame({c: data.x[c][data.train] for c in columns})
     seen = set(pd.util.hash_pandas_object(trained, index=False).tolist())
@@ -275,39 +272,40 @@ def _golden(registry: MlflowRegistry, store: Store, champion: ModelVersion) -> t
 
 
 def _score_golden(frame: Any, champion: Bundle, challenger: Bundle) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The golden target (class indices, or values) and both bundles' outputs on the golden rows."""
+    """The golden target (class indices, or values) and both bundles' outputs on the golden rows,
+    the challenger's probability columns in the champion's class order."""
+    y, champion_out = _golden_outputs(frame, champion)
+    _, challenger_out = _golden_outputs(frame, challenger)
+    theirs, ours = champion.metadata.get("classes"), challenger.metadata.get("classes")
+    if theirs and ours != theirs:
+        if sorted(ours or []) != sorted(theirs):
+            raise RegistryError(
+                f"{challenger.model}@{challenger.version} predicts the classes {ours}, the champion {theirs}: "
+                "they cannot be compared.",
+                hint="Promote with --force --reason '...' if the task itself changed.",
+            )
+        challenger_out = challenger_out[:, [ours.index(c) for c in theirs]]
+    return y, champion_out, challenger_out
+
+
+def _golden_outputs(frame: Any, bundle: Bundle) -> tuple[np.ndarray, np.ndarray]:
+    """One bundle's target encoding and outputs (probabilities, or values) on the golden rows."""
     from keel.serving.predictor import Predictor
 
-    outputs, encoded = [], None
-    for bundle in (champion, challenger):
-        needed = [c.name for c in bundle.schema.columns if c.name not in frame.columns]
-        if needed:
-            raise RegistryError(
-                f"the golden set no longer matches {bundle.model}@{bundle.version}'s inputs: "
-                f"it lacks column(s) {', '.join(needed)}.",
-                hint="A model with other inputs cannot be compared on these rows; promote with --force --reason "
-                "'...' after evaluating it yourself, or keep the input columns.",
-            )
-        predictor = Predictor(bundle)
-        predicted = predictor.predict(bundle.schema.frame_to_arrays(frame))
-        if predictor.classes is None:
-            outputs.append(predicted.score)
-            y = frame[GOLDEN_TARGET].to_numpy(dtype=np.float64)
-        else:
-            outputs.append(np.asarray(predicted.probabilities, dtype=np.float64))
-            y = _class_indices(frame[GOLDEN_TARGET].astype(str).to_numpy(), predictor.classes, bundle)
-        if encoded is not None and predictor.classes != champion.metadata["classes"]:
-            if sorted(predictor.classes) != sorted(champion.metadata["classes"]):
-                raise RegistryError(
-                    f"{bundle.model}@{bundle.version} predicts the classes {predictor.classes}, the champion "
-                    f"{champion.metadata['classes']}: they cannot be compared.",
-                    hint="Promote with --force --reason '...' if the task itself changed.",
-                )
-            order = [predictor.classes.index(c) for c in champion.metadata["classes"]]
-            outputs[-1] = outputs[-1][:, order]  # the champion's class order
-        encoded = y if encoded is None else encoded
-    assert encoded is not None
-    return encoded, outputs[0], outputs[1]
+    needed = [c.name for c in bundle.schema.columns if c.name not in frame.columns]
+    if needed:
+        raise RegistryError(
+            f"the golden set no longer matches {bundle.model}@{bundle.version}'s inputs: "
+            f"it lacks column(s) {', '.join(needed)}.",
+            hint="A model with other inputs cannot be compared on these rows; promote with --force --reason "
+            "'...' after evaluating it yourself, or keep the input columns.",
+        )
+    predictor = Predictor(bundle)
+    predicted = predictor.predict(bundle.schema.frame_to_arrays(frame))
+    if predictor.classes is None:
+        return frame[GOLDEN_TARGET].to_numpy(dtype=np.float64), predicted.score
+    y = _class_indices(frame[GOLDEN_TARGET].astype(str).to_numpy(), predictor.classes, bundle)
+    return y, np.asarray(predicted.probabilities, dtype=np.float64)
 
 
 def _class_indices(labels: np.ndarray, classes: list[str], bundle: Bundle) -> np.ndarray:

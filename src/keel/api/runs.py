@@ -6,15 +6,14 @@ import json
 import math
 from dataclasses import dataclass
 
-from keel.config import Project, ProjectConfig
-from keel.data.snapshot import load_snapshot
+from keel.config import Project
 from keel.errors import TrainingError
 from keel.store import Store
 from keel.tracking.runs import FinalRun, RunStore
 from keel.training.ensemble import FAMILY as ENSEMBLE
 from keel.training.ensemble import assemble
 from keel.training.fit import score
-from keel.training.prepare import prepare
+from keel.training.prepare import prepare, prepare_recorded
 from keel.training.search import SearchSettings, refit
 
 
@@ -70,10 +69,8 @@ def reproduce(project: Project, run: str) -> Reproduction:
             f"run {found.info.run_id[:8]} is not a final model run with a manifest.",
             hint="Reproduce a run listed by `keel runs compare`.",
         )
-    config = ProjectConfig.model_validate(json.loads(tags["keel.config"]))
-    dataset = load_snapshot(Store(project.store_path), tags["keel.data_digest"])
-    data = prepare(dataset.load(), config, dataset.source, dataset.triage)
-    settings = SearchSettings("", "", config.seed, config.train.threads)
+    _, data = prepare_recorded(Store(project.store_path), tags)
+    settings = SearchSettings("", "", data.config.seed, data.config.train.threads)
     family, params = tags["keel.family"], json.loads(tags.get("keel.params", "{}"))
     if family == ENSEMBLE:  # refit every member, then weigh them as recorded
         members = [

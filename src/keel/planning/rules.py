@@ -7,7 +7,7 @@
 | families | keel.yaml's ``train.families`` when not ``auto``; else a majority/mean ``baseline`` and a regularised ``linear`` model, plus ``lightgbm`` and ``xgboost`` from 1,000 training rows, ``random_forest`` below (cross-validated) |
 | ensemble | unless ``train.ensemble: false``, a soft vote of the searched families weighted by greedy selection (``keel.training.ensemble``) on validation predictions; kept only if best on validation |
 | split | the data stage's recommendation (``keel.data.split``) |
-| budget | keel.yaml's ``train.budget_seconds`` or ``--budget``; 12% is kept for tracking, and after each family's search about 2.5 of its trials are kept for its final refit |
+| budget | keel.yaml's ``train.budget_seconds`` or ``--budget``; 12% is kept for tracking, and after each family's search about 2.5 of its best (or median, if longer) trial times are kept for its final refit |
 | compute | the training matrix's memory (rows x encoded features x 8 bytes) and the trials the budget allows at the first trial's speed |
 """
 
@@ -141,7 +141,7 @@ def decide_budget(seconds: float) -> Decision:
     return Decision(
         "budget",
         f"{seconds:g}s",
-        "searches share it; each family's final refit (about 2.5 of its trials) and the tracking are set aside from it",
+        "searches share it; each family's final refit (about 2.5 best-trial times) and the tracking are set aside from it",
     )
 
 

@@ -208,10 +208,9 @@ def predict(pipeline: Any, data: Prepared, index: np.ndarray) -> np.ndarray:
 
 def predictions_of(pipeline: Any, data: Prepared, index: np.ndarray) -> dict[str, np.ndarray]:
     """Prediction-log columns (keel_label / keel_score) for the rows in ``index``."""
-    frame = arrays_to_frame(data.schema, data.rows(index))
+    proba = predict(pipeline, data, index)
     if not data.plan.classification:
-        return {LOG_SCORE: np.asarray(pipeline.predict(frame), dtype=np.float64)}
-    proba = pipeline.predict_proba(frame)
+        return {LOG_SCORE: proba}  # values, for regression
     classes = np.asarray(data.classes, dtype=object)
     best = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
     return {LOG_LABEL: classes[proba.argmax(axis=1)], LOG_SCORE: best.astype(np.float64)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,13 +10,14 @@ import numpy as np
 
 from keel.config import ProjectConfig
 from keel.data.infer import ColumnRole, infer_schema
-from keel.data.snapshot import check_target
+from keel.data.snapshot import DatasetVersion, check_target, load_snapshot
 from keel.data.split import given_split, holdout_split, time_split
 from keel.data.target import encode_target
 from keel.data.triage import TriageReport
 from keel.errors import ConfigError, DataError, TrainingError
 from keel.planning.rules import Decision, Plan, decide_task, make_plan
 from keel.schema import InputSchema
+from keel.store import Store
 
 RESERVED_PREFIX = "keel_"
 
@@ -78,6 +80,15 @@ def prepare(frame: Any, config: ProjectConfig, source: str, triage: TriageReport
         )
         search_train, valid = train[inner_train], train[inner_valid]
     return Prepared(schema, plan, classes, schema.frame_to_arrays(frame), y, train, test, search_train, valid, config)
+
+
+def prepare_recorded(store: Store, tags: dict[str, str]) -> tuple[DatasetVersion, Prepared]:
+    """The snapshot a tracked final run was trained on and its inputs, rebuilt from the run's
+    manifest: the data snapshot by hash and the effective config (reproduce, evaluate and the
+    promotion gate use it)."""
+    config = ProjectConfig.model_validate(json.loads(tags["keel.config"]))
+    dataset = load_snapshot(store, tags["keel.data_digest"])
+    return dataset, prepare(dataset.load(), config, dataset.source, dataset.triage)
 
 
 def _split_name(config: ProjectConfig, task: str) -> str:
