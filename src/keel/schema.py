@@ -114,6 +114,9 @@ class InputSchema:
         """
         if not isinstance(rows, list) or not rows:
             raise SchemaError([_problem(None, None, "expected a non-empty list of rows (JSON objects)")])
+        fast = self._rows_fast(rows) if len(rows) >= VECTORISE_FROM else None
+        if fast is not None:
+            return fast
         arrays = {c.name: _empty(c, len(rows)) for c in self.columns}
         problems: list[dict[str, object]] = []
         for i, row in enumerate(rows):
@@ -125,6 +128,20 @@ class InputSchema:
                 break
         if problems:
             raise SchemaError(problems, hint=self._unexpected_hint(rows[0]))
+        return arrays
+
+    def _rows_fast(self, rows: list[Any]) -> dict[str, np.ndarray] | None:
+        """The arrays when every row is clean, column by column; None means look row by row."""
+        arrays = {}
+        try:
+            for col in self.columns:
+                name = col.name
+                column = _column_fast(col, [row[name] for row in rows])
+                if column is None:
+                    return None
+                arrays[name] = column
+        except (KeyError, TypeError):  # a missing column, a row that is not an object
+            return None
         return arrays
 
     def _fill_row(self, i: int, row: dict[str, Any], arrays: dict[str, np.ndarray], problems: list) -> None:
@@ -172,6 +189,10 @@ class InputSchema:
         arrays = {}
         for col in self.columns:
             values = columns[col.name]
+            fast = _column_fast(col, values)
+            if fast is not None:
+                arrays[col.name] = fast
+                continue
             out = _empty(col, n)
             coerce = _coerce_numeric if col.kind == NUMERIC else _coerce_categorical
             for i, value in enumerate(values):
@@ -223,11 +244,44 @@ def _empty(col: Column, n: int) -> np.ndarray:
     return np.empty(n, dtype=np.float32 if col.kind == NUMERIC else object)
 
 
+_FLOAT32_INF_FROM = (2 - 2**-24) * 2.0**127  # the smallest magnitude that rounds to an infinite float32
+VECTORISE_FROM = 16  # rows; below that numpy's per-call overhead costs more than a Python loop
+_NUMBERS_OR_NULL = frozenset({int, float, type(None)})
+_STRINGS = frozenset({str})
+
+
+def _column_fast(col: Column, values: list[Any]) -> np.ndarray | None:
+    """One column's canonical array in a few vectorised steps when its values are all of the
+    expected JSON types (the common case); None sends the caller to the value-by-value path,
+    which accepts the same inputs and names every problem."""
+    if len(values) < VECTORISE_FROM:
+        return None
+    kinds = set(map(type, values))
+    if col.kind == NUMERIC:
+        if not kinds <= _NUMBERS_OR_NULL:
+            return None
+        try:  # None becomes NaN
+            with np.errstate(over="ignore"):
+                out = np.array(values, dtype=np.float64).astype(np.float32)
+        except OverflowError:  # an int too large for a float: the slow path names it
+            return None
+        return None if np.isinf(out).any() else out  # beyond float32: the slow path names it too
+    if kinds <= _STRINGS:
+        return np.array(values, dtype=object)
+    return None
+
+
 def _coerce_numeric(value: Any) -> tuple[bool, Any]:
     if value is None:
         return True, np.nan
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return True, value
+        try:
+            as_float = float(value)
+        except OverflowError:
+            return False, f"is out of range for a number: {_show(value)}"
+        if not -_FLOAT32_INF_FROM < as_float < _FLOAT32_INF_FROM:
+            return False, f"is out of range for a 32-bit float: {_show(value)}"
+        return True, as_float
     return False, f"must be a number or null, got {_show(value)}"
 
 

@@ -90,3 +90,59 @@ def test_json_rows_and_frames_give_identical_model_inputs(rows: list[dict[str, o
     from_frame = SCHEMA.frame_to_arrays(frame)
     for name in SCHEMA.names:
         np.testing.assert_array_equal(from_rows[name], from_frame[name])
+
+
+JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=5),
+)
+
+
+def value_by_value(schema: InputSchema, rows: list[dict]) -> dict[str, np.ndarray] | None:
+    """The reference: every value through its column's coercion, one at a time."""
+    from keel.schema import _coerce_categorical, _coerce_numeric
+
+    arrays = {}
+    for col in schema.columns:
+        coerce = _coerce_numeric if col.kind == NUMERIC else _coerce_categorical
+        results = [coerce(row[col.name]) for row in rows]
+        if not all(ok for ok, _ in results):
+            return None
+        dtype = np.float32 if col.kind == NUMERIC else object
+        arrays[col.name] = np.array([value for _, value in results], dtype=dtype)
+    return arrays
+
+
+NUMBERS = st.one_of(st.none(), st.integers(-(10**40), 10**40), st.floats(allow_nan=False, allow_infinity=False))
+CLEAN_ROWS = st.lists(st.tuples(NUMBERS, NUMBERS, st.text(max_size=5)), min_size=16, max_size=40)
+MIXED_ROWS = st.lists(st.tuples(JSON_VALUES, JSON_VALUES, JSON_VALUES), min_size=1, max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(CLEAN_ROWS, MIXED_ROWS), st.data())
+def test_the_vectorised_path_accepts_and_refuses_exactly_what_the_value_path_does(values: list[tuple], data) -> None:
+    rows = [dict(zip(["age", "hours-per-week", "workclass"], v, strict=True)) for v in values]
+    if data.draw(st.booleans()):  # one odd value somewhere in an otherwise clean batch
+        row, column = data.draw(st.integers(0, len(rows) - 1)), data.draw(st.sampled_from(SCHEMA.names))
+        rows[row][column] = data.draw(JSON_VALUES)
+    expected = value_by_value(SCHEMA, rows)
+    columns = {name: [row[name] for row in rows] for name in SCHEMA.names}
+    for convert in (lambda: SCHEMA.rows_to_arrays(rows), lambda: SCHEMA.columns_to_arrays(columns)):
+        if expected is None:
+            with pytest.raises(SchemaError):
+                convert()
+            continue
+        got = convert()
+        for name in SCHEMA.names:
+            assert got[name].dtype == expected[name].dtype
+            np.testing.assert_array_equal(got[name], expected[name])
+
+
+def test_numbers_beyond_float32_are_refused_by_name() -> None:
+    with pytest.raises(SchemaError) as caught:
+        SCHEMA.rows_to_arrays([{"age": 10**400, "hours-per-week": 1e300, "workclass": "x"}])
+    problems = {p["column"]: p["problem"] for p in caught.value.problems}
+    assert "out of range" in problems["age"] and "32-bit" in problems["hours-per-week"]

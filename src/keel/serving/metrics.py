@@ -1,11 +1,18 @@
 """Prometheus metrics of one server: requests, errors, latency and predictions per version.
 
 Each app gets its own registry, so several apps in one process (tests) do not collide.
+Under ``keel serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set), each worker writes its
+values to files there and ``/metrics``, whichever worker answers, adds up all of them.
 """
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import numpy as np
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
@@ -39,22 +46,74 @@ class ServingMetrics:
         )
         self.reloads = Counter("keel_reloads", "Bundle reloads by result", ["result"], registry=self.registry)
         self.info = Gauge(
-            "keel_model_info", "The served model version (1)", ["model", "version"], registry=self.registry
+            "keel_model_info",
+            "The served model version (1)",
+            ["model", "version"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
         )
+        self._served: tuple[str, str] | None = None
+        self._children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
 
     def serving(self, model: str, version: str) -> None:
-        self.info.clear()
+        if self._served is not None:
+            self.info.labels(*self._served).set(0)  # a file-backed value survives clear(); zero it
         self.info.labels(model, version).set(1)
+        self._served = (model, version)
 
     def observe(self, endpoint: str, version: str, seconds: float, scores: np.ndarray) -> None:
-        self.requests.labels(endpoint, version).inc()
-        self.rows.labels(version).inc(len(scores))
-        self.latency.labels(endpoint, version).observe(seconds)
-        histogram = self.scores.labels(version)
-        for value in scores[:1000].tolist():  # a huge batch adds its first 1,000 rows only
-            histogram.observe(value)
+        children = self._children.get((endpoint, version))
+        if children is None:
+            children = self._children[(endpoint, version)] = (
+                self.requests.labels(endpoint, version),
+                self.rows.labels(version),
+                self.latency.labels(endpoint, version),
+                self.scores.labels(version),
+            )
+        requests, rows, latency, histogram = children
+        requests.inc()
+        rows.inc(len(scores))
+        latency.observe(seconds)
+        _observe_many(histogram, scores)
 
     def render(self) -> tuple[bytes, str]:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        registry = self.registry
+        if os.environ.get(MULTIPROCESS_ENV):
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    def close(self) -> None:
+        """Mark this worker gone, so its live gauges leave the sum."""
+        if os.environ.get(MULTIPROCESS_ENV):
+            from prometheus_client.multiprocess import mark_process_dead
+
+            mark_process_dead(os.getpid())
+
+
+def _observe_many(histogram: Any, values: np.ndarray) -> None:
+    """``histogram.observe`` for every value, with one increment per bucket instead of one
+    call per value (a 100-row batch spent ~10% of its time in those calls). Uses the
+    histogram's bucket counters, which prometheus_client keeps per bucket (not cumulative);
+    falls back to observing one value at a time if that layout ever changes."""
+    if len(values) < 16:  # numpy's per-call overhead costs more than a few observe calls
+        for value in values.tolist():
+            histogram.observe(value)
+        return
+    finite = values[np.isfinite(values)]
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in finite[:1000].tolist():
+            histogram.observe(value)
+        return
+    counts = np.bincount(np.searchsorted(np.asarray(bounds), finite, side="left"), minlength=len(bounds))
+    for i, count in enumerate(counts.tolist()):
+        if count:
+            buckets[i].inc(count)
+    total.inc(float(finite.sum()))
