@@ -34,6 +34,19 @@ def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
 
 
+def cli_environment() -> dict[str, str]:
+    """The environment of a CLI or server subprocess: quiet, and on its own project's SQLite
+    store. MLFLOW_TRACKING_URI is dropped even when set: in-process tests that call MLflow
+    leave it in os.environ, and module-scoped fixtures run before the per-test clean-up."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return env | {
+        "PYTHONUNBUFFERED": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261124)
@@ -58,7 +71,7 @@ def project_dir(tmp_path: Path) -> Path:
 
 def keel(*args: str, cwd: Path, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the real CLI (``python -m keel``) in ``cwd``."""
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    env = cli_environment()
     result = subprocess.run(
         [sys.executable, "-m", "keel", *args],
         cwd=cwd,
@@ -83,14 +96,14 @@ class Server:
     """A real ``keel serve`` process on a free loopback port, started with ``-X importtime``
     so the test can read which modules the serving process loaded."""
 
-    def __init__(self, cwd: Path, log: Path) -> None:
+    def __init__(self, cwd: Path, log: Path, args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = os.environ | {"PYTHONUNBUFFERED": "1"}
+        env = cli_environment()
         with log.open("w") as handle:
             self.process = subprocess.Popen(
-                [sys.executable, "-X", "importtime", "-m", "keel", "serve", "--port", str(self.port)],
+                [sys.executable, "-X", "importtime", "-m", "keel", "serve", "--port", str(self.port), *args],
                 cwd=cwd,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
@@ -137,8 +150,8 @@ class Server:
 def start_server(tmp_path: Path) -> Iterator[object]:
     servers: list[Server] = []
 
-    def start(cwd: Path) -> Server:
-        server = Server(cwd, tmp_path / f"server-{len(servers)}.log")
+    def start(cwd: Path, *args: str) -> Server:
+        server = Server(cwd, tmp_path / f"server-{len(servers)}.log", args)
         servers.append(server)
         return server
 

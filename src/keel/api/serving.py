@@ -6,7 +6,11 @@ server process must not load the training stack.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,15 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from keel.config import Project
+from keel.config import Project, load_project
 from keel.data.load import iter_table
-from keel.errors import DataError, SchemaError
+from keel.errors import ConfigError, DataError, SchemaError
 from keel.exporting.bundle import Bundle, load_bundle
+from keel.serving.metrics import MULTIPROCESS_ENV
 from keel.serving.predictor import Predictor
 from keel.store import Store, read_serving_aliases
 
 Progress = Callable[[int, int | None], None]
+logger = logging.getLogger("keel.serving")
 ADMIN_TOKEN_ENV = "KEEL_ADMIN_TOKEN"  # bearer token of the admin endpoints; unset: they are off
+WORKER_ENV = "KEEL_SERVE_WORKER"  # what each `keel serve --workers N` process serves (JSON)
 
 
 def load_alias(store: Store, model: str, alias: str = "champion") -> Bundle:
@@ -32,15 +39,19 @@ def load_alias(store: Store, model: str, alias: str = "champion") -> Bundle:
     return load_bundle(store.bundle_dir(model, version), digest)
 
 
-def build_app(project: Project, alias: str = "champion", bundle: Bundle | None = None) -> Any:
-    """The ASGI app serving ``alias`` of the project's model (or ``bundle``, already verified)."""
+def build_app(project: Project, alias: str = "champion", bundle: Bundle | None = None, *, follow: bool = True) -> Any:
+    """The ASGI app serving ``alias`` of the project's model (or ``bundle``, already verified).
+
+    ``follow``: watch the registry's aliases and hot-swap when they move; off for a server
+    started on a fixed bundle directory (``keel serve --bundle``).
+    """
     from keel.serving.app import ServingState, Source, create_app
     from keel.serving.predlog import PredictionLog
 
     store = Store(project.store_path)
     settings = project.config.serving
     bundle = bundle or load_alias(store, project.name, alias)
-    log = PredictionLog(store.predictions_dir(project.name), settings.log_flush_seconds)
+    log = PredictionLog(store.predictions_dir(bundle.model), settings.log_flush_seconds)
     source = Source(
         stamp=lambda: _stamp(store.serving_file(project.name)),
         load=lambda name: _load_route(store, project.name, alias if name == "champion" else name),
@@ -52,7 +63,7 @@ def build_app(project: Project, alias: str = "champion", bundle: Bundle | None =
         settings.max_batch_rows,
         settings.max_request_bytes,
         os.environ.get(ADMIN_TOKEN_ENV) or None,
-        source,
+        source if follow else None,
         canary_share=settings.canary_share,
         canary_key=settings.canary_key,
     )
@@ -82,19 +93,111 @@ def serve(
     *,
     host: str | None = None,
     port: int | None = None,
+    workers: int = 1,
+    bundle_dir: Path | str | None = None,
     on_ready: Callable[[str, Bundle], None] | None = None,
 ) -> None:
-    """Serve the champion over HTTP until interrupted (SIGINT/SIGTERM shut down gracefully)."""
+    """Serve the champion (or the bundle in ``bundle_dir``) over HTTP until interrupted.
+
+    SIGINT/SIGTERM shut down gracefully. With ``workers`` > 1, that many worker processes
+    each bind the port with SO_REUSEPORT, so the kernel spreads connections evenly over them
+    (with one shared listening socket, as uvicorn's ``--workers`` does, one busy worker often
+    accepted all 32 connections of a load test and the others idled). Each worker loads and
+    verifies the bundle itself, follows the aliases itself and writes its own prediction-log
+    segments; ``/metrics``, whichever worker answers, adds up all of them. A worker that dies
+    is started again.
+    """
     import uvicorn
 
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}.")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     settings = project.config.serving
-    bundle = load_alias(Store(project.store_path), project.name)  # hashes verified once, here
-    app = build_app(project, bundle=bundle)
+    bundle = _startup_bundle(project, bundle_dir)  # hashes verified here, before any worker starts
     host, port = host or settings.host, port or settings.port
+    if workers > 1 and port == 0:
+        raise ConfigError("--workers needs a fixed --port: each worker binds the same one.")
     if on_ready is not None:
         on_ready(f"http://{host}:{port}", bundle)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    if workers == 1:
+        app = build_app(project, bundle=bundle, follow=bundle_dir is None)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        return
+    spec = {"project": str(project.root), "bundle": str(bundle_dir) if bundle_dir else None, "host": host, "port": port}
+    with tempfile.TemporaryDirectory(prefix="keel-metrics-") as metrics_dir:
+        env = os.environ | {MULTIPROCESS_ENV: metrics_dir, WORKER_ENV: json.dumps(spec)}
+        _supervise(workers, env)
+
+
+def _supervise(workers: int, env: dict[str, str]) -> None:
+    """Run ``workers`` worker processes until SIGINT/SIGTERM; restart any that dies meanwhile."""
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "from keel.api.serving import worker_main; worker_main()"]
+    stopping = threading.Event()
+
+    def start() -> subprocess.Popen[bytes]:
+        # Its own session: a Ctrl-C in the terminal reaches only this supervisor, which then
+        # sends each worker one SIGTERM (a second signal would make uvicorn skip its shutdown).
+        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def stop(_signum: int, _frame: Any) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    children = [start() for _ in range(workers)]
+    try:
+        while not stopping.wait(0.5):
+            for i, child in enumerate(children):
+                if child.poll() is not None:
+                    logger.error("worker %d exited with %s; starting another", child.pid, child.returncode)
+                    children[i] = start()
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)  # graceful: each flushes its prediction log
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def worker_main() -> None:
+    """One ``keel serve --workers N`` process: its own SO_REUSEPORT socket, the same app."""
+    import socket
+
+    import uvicorn
+
+    spec = json.loads(os.environ[WORKER_ENV])
+    project = load_project(spec["project"])
+    bundle_dir = spec["bundle"]
+    app = build_app(project, bundle=_startup_bundle(project, bundle_dir), follow=bundle_dir is None)
+    family = socket.AF_INET6 if ":" in spec["host"] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # the kernel balances connections
+    sock.bind((spec["host"], spec["port"]))
+    sock.listen(2048)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[sock])
+
+
+def _startup_bundle(project: Project, bundle_dir: Path | str | None) -> Bundle:
+    if bundle_dir is None:
+        return load_alias(Store(project.store_path), project.name)
+    path = Path(bundle_dir)
+    if not (path / "manifest.json").is_file():
+        raise ConfigError(
+            f"{path} is not a keel bundle (no manifest.json).",
+            hint="Pass the directory `keel export` wrote (.keel/bundles/NAME/VERSION).",
+        )
+    return load_bundle(path)
 
 
 @dataclass(frozen=True)

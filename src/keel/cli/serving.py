@@ -19,18 +19,26 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from keel.yaml, 8000).")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes on the one port (each with one ONNX Runtime thread).")
+    ] = 1,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(help="Serve this exported bundle directory instead of the registry's champion (no hot swap)."),
+    ] = None,
 ) -> None:
     """Serve the champion's ONNX bundle over HTTP: POST /predict, the Open Inference Protocol v2
     (/v2/...), /metrics; swaps to a new champion on promote or rollback without a restart."""
     from keel.api.serving import serve as run_serve
 
-    def ready(url: str, bundle: Any) -> None:
+    def ready(url: str, served: Any) -> None:
+        follows = "a fixed bundle, no hot swap" if bundle else "follows the champion alias"
         console(stderr=True).print(
-            f"serving [bold]{bundle.model}@{bundle.version}[/] on {url} (POST /predict, /v2/models/{bundle.model}/infer, "
-            "GET /health, /metrics); follows the champion alias; Ctrl-C stops"
+            f"serving [bold]{served.model}@{served.version}[/] on {url} with {workers} worker(s) "
+            f"(POST /predict, /v2/models/{served.model}/infer, GET /health, /metrics); {follows}; Ctrl-C stops"
         )
 
-    run_serve(project_of(ctx), host=host, port=port, on_ready=ready)
+    run_serve(project_of(ctx), host=host, port=port, workers=workers, bundle_dir=bundle, on_ready=ready)
 
 
 def predict(

@@ -1,0 +1,197 @@
+"""The server at scale and under hostile input: several workers, a fixed bundle, schemathesis
+against the OpenAPI document, and `keel predict` on 3,000,000 rows in bounded memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from conftest import copy_example, keel
+
+pytestmark = pytest.mark.slow
+MODEL = "adult-income"
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trained, exported and promoted project for every test here (they only read it)."""
+    project = copy_example(tmp_path_factory.mktemp("scale") / "project")
+    config = yaml.safe_load((project / "keel.yaml").read_text())
+    config["train"]["families"] = ["linear"]
+    (project / "keel.yaml").write_text(yaml.safe_dump(config))
+    for step in ("train", "export", "promote"):
+        keel(step, cwd=project, check=True)
+    return project
+
+
+def rows(project: Path, n: int) -> list[dict[str, object]]:
+    frame = pq.read_table(project / "adult_sample.parquet").to_pandas().drop(columns=["income", "split"])
+    return json.loads(frame.iloc[:n].to_json(orient="records"))
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def metric_total(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def test_two_workers_answer_on_one_port_and_metrics_and_log_add_up(champion: Path, start_server) -> None:
+    from keel.monitoring.log import read_log
+
+    log_dir = champion / ".keel" / "predictions" / MODEL
+    before = read_log(log_dir)
+    before_rows = 0 if before is None else before.num_rows
+    server = start_server(champion, "--workers", "2")
+    assert len(children(server.process.pid)) == 2  # the supervisor's two workers
+    body = {"rows": rows(champion, 2)}
+    versions = set()
+    for _ in range(60):  # a new connection each time: the kernel spreads them over the workers
+        reply = httpx.post(f"{server.url}/predict", json=body, timeout=10)
+        assert reply.status_code == 200, reply.text
+        versions.add(reply.json()["version"])
+    assert versions == {"1"}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # whichever worker answers /metrics reports both
+        text = httpx.get(f"{server.url}/metrics", timeout=10).text
+        if metric_total(text, "keel_requests_total") == 60:
+            break
+        time.sleep(0.2)
+    assert metric_total(text, "keel_requests_total") == 60, text
+    assert metric_total(text, "keel_rows_total") == 120
+
+    time.sleep(1.5)  # past the 1 s flush interval: everything so far is in the log
+    workers = children(server.process.pid)
+    os.kill(workers[0], signal.SIGKILL)  # a crashed worker is replaced; the others keep answering
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = children(server.process.pid)
+        if len(now) == 2 and workers[0] not in now:
+            break
+        time.sleep(0.2)
+    assert len(now) == 2 and workers[0] not in now, now
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the new worker needs a moment to load the bundle
+        try:
+            answered = [httpx.post(f"{server.url}/predict", json=body, timeout=10).status_code for _ in range(20)]
+            break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    assert answered == [200] * 20
+    assert server.stop() == 0
+    assert read_log(log_dir).num_rows - before_rows == 160  # graceful stop: each worker flushed
+
+
+def test_serving_a_bundle_directory_and_refusing_a_tampered_one(champion: Path, start_server, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(champion / ".keel" / "bundles" / MODEL / "1", bundle)
+    server = start_server(champion, "--bundle", str(bundle))
+    reply = httpx.post(f"{server.url}/predict", json={"rows": rows(champion, 1)}, timeout=10)
+    assert reply.status_code == 200 and reply.json()["version"] == "1"
+    server.stop()
+
+    schema = json.loads((bundle / "schema.json").read_text())
+    schema["columns"][0]["kind"] = "categorical" if schema["columns"][0]["kind"] == "numeric" else "numeric"
+    (bundle / "schema.json").write_text(json.dumps(schema))
+    result = keel("serve", "--bundle", str(bundle), "--port", "1", cwd=champion)
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert "schema.json" in result.stderr and "Traceback" not in result.stderr
+    result = keel("serve", "--bundle", str(tmp_path), cwd=champion)
+    assert result.returncode == 2 and "not a keel bundle" in result.stderr
+
+
+def test_schemathesis_finds_no_server_error(
+    champion: Path, start_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Property-based requests from the server's own OpenAPI document against every route
+    (about 7,000 in 40 s here; admin reload with the token): none may answer 5xx."""
+    monkeypatch.setenv("KEEL_ADMIN_TOKEN", "fuzz-token")
+    server = start_server(champion)
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        f"{server.url}/openapi.json",
+        "--checks",
+        "not_a_server_error",
+        "--header",
+        "Authorization: Bearer fuzz-token",
+        "--max-examples",
+        "15",
+        "--seed",
+        "1",
+        "--max-time",
+        "40",
+        "--report-dir",
+        str(tmp_path),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    generated = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
+    assert generated and generated.group(1) == generated.group(2) and int(generated.group(1)) > 100, result.stdout[
+        -2000:
+    ]
+    assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200  # still up
+
+
+def test_predict_streams_three_million_rows_in_bounded_memory(champion: Path, tmp_path: Path) -> None:
+    source = pq.read_table(champion / "adult_sample.parquet").drop(["income"])
+    big = tmp_path / "big.parquet"
+    with pq.ParquetWriter(big, source.schema) as writer:
+        copies, written = 3_000_000 // source.num_rows + 1, 0
+        for _ in range(copies):
+            part = source.slice(0, min(source.num_rows, 3_000_000 - written))
+            if part.num_rows == 0:
+                break
+            writer.write_table(part, row_group_size=65_536)
+            written += part.num_rows
+    assert written == 3_000_000
+    table_bytes = pq.read_metadata(big).num_rows * source.nbytes / source.num_rows
+
+    out = tmp_path / "scored.parquet"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keel", "predict", str(big), "--output", str(out)],
+        cwd=champion,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    peak = 0
+    while process.poll() is None:
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            peak = max(peak, int(next(x for x in status.splitlines() if x.startswith("VmRSS:")).split()[1]) * 1024)
+        except (OSError, StopIteration):
+            pass
+        time.sleep(0.05)
+    stdout, stderr = process.communicate()
+    assert process.returncode == 0, stderr[-3000:]
+    assert "scored 3,000,000 rows" in stdout
+    meta = pq.read_metadata(out)
+    assert meta.num_rows == 3_000_000
+    assert {"prediction", "model_version"} <= set(pa.schema(meta.schema.to_arrow_schema()).names)
+    # The inputs alone would take table_bytes in memory (more as pandas objects); the scorer
+    # holds one 65,536-row chunk at a time.
+    assert peak < 700 * 2**20, f"peak RSS {peak / 2**20:.0f} MB (the whole input is {table_bytes / 2**20:.0f} MB)"
+    assert peak < table_bytes, f"peak RSS {peak / 2**20:.0f} MB vs input {table_bytes / 2**20:.0f} MB"
