@@ -111,11 +111,17 @@ class GuardConfig(_Section):
 
 
 class MonitorConfig(_Section):
-    """Population stability index thresholds (0.1 / 0.25 are the usual rule)."""
+    """Drift thresholds (see keel.monitoring.drift): a column drifts when its PSI is beyond what
+    chance gives at these sample sizes (``alpha``) and at least ``min_psi``; ``psi_warn`` and
+    ``psi_alert`` (0.1 / 0.25, the usual rule) grade it."""
 
     psi_warn: float = Field(0.1, gt=0.0)
     psi_alert: float = Field(0.25, gt=0.0)
+    min_psi: float = Field(0.005, ge=0.0)  # below this no shift matters in practice (~0.07 std of a mean)
+    alpha: float = Field(0.001, gt=0.0, lt=0.5)  # chance of flagging a column that did not move
+    prediction_sigmas: float = Field(2.0, gt=0.0)  # window mean score vs training, in standard errors
     min_rows: int = Field(100, ge=1)
+    webhook_url: str | None = None  # POSTed a JSON summary when a window alerts
 
 
 class ProjectConfig(_Section):

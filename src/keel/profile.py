@@ -39,6 +39,8 @@ class ColumnProfile:
     shares: list[float]
     edges: list[float] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
+    mean: float | None = None  # numeric: of the non-missing values (older bundles: None)
+    std: float | None = None
 
     @property
     def missing_share(self) -> float:
@@ -73,7 +75,8 @@ def profile_column(name: str, kind: str, values: np.ndarray) -> ColumnProfile:
         qs = np.quantile(finite, np.linspace(0, 1, N_QUANTILE_BINS + 1)[1:-1]) if finite.size else np.array([])
         edges = [float(e) for e in np.unique(qs)]
         counts = _numeric_counts(x, edges)
-        return ColumnProfile(name, kind, int(x.size), _shares(counts), edges=edges)
+        mean, std = (float(finite.mean()), float(finite.std())) if finite.size else (None, None)
+        return ColumnProfile(name, kind, int(x.size), _shares(counts), edges=edges, mean=mean, std=std)
     present = values[values != MISSING_CATEGORY]
     cats, freq = np.unique(present.astype(str), return_counts=True) if present.size else ([], [])
     top = [str(c) for c, _ in sorted(zip(cats, freq, strict=True), key=lambda cf: -cf[1])[:MAX_CATEGORIES]]

@@ -76,8 +76,18 @@ def test_train_export_promote_serve_rollback(project_dir: Path, start_server) ->
     server = start_server(project_dir)
     reply = httpx.post(f"{server.url}/predict", json={"rows": rows(project_dir, 1)}, timeout=10)
     assert reply.json()["version"] == "1"
+    sample = rows(project_dir, 300)
+    for start in range(0, 300, 100):
+        assert httpx.post(f"{server.url}/predict", json={"rows": sample[start : start + 100]}, timeout=10).is_success
     server.stop()
     assert logged(project_dir)["keel_version"].tolist()[-1] == "1"
+
+    watched = keel("monitor", "--window", "1d", "--json", "--fail-on-drift", cwd=project_dir)
+    assert watched.returncode in (0, 10), watched.stderr  # 10 only when something alerts
+    report = json.loads(watched.stdout)
+    assert report["rows"] == 305 and len(report["windows"]) == 1 and report["windows"][0]["rows"] == 305
+    assert {c["column"] for c in report["columns"]} >= {"age", "workclass", "keel_score"}
+    assert all(c["chance_threshold"] > 0 for c in report["columns"])
 
 
 def test_run_chains_the_stages_and_says_where_to_look(project_dir: Path) -> None:

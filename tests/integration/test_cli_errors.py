@@ -64,3 +64,13 @@ def test_usage_errors_are_usage_errors_not_internal_ones(tmp_path: Path) -> None
         assert result.returncode == 2, result.stderr
         assert "internal error" not in result.stderr and "Traceback" not in result.stderr
         assert "No such option" in result.stderr or "unexpected extra argument" in result.stderr
+
+
+def test_monitor_options_that_are_not_times_are_named(project_dir: Path) -> None:
+    for args, wanted in (
+        (("--window", "3x"), "--window '3x' is not a duration"),
+        (("--since", "yesterday"), "--since"),
+    ):
+        result = keel("monitor", *args, cwd=project_dir)
+        assert result.returncode == 2, result.stderr
+        assert wanted in result.stderr and "Traceback" not in result.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,34 +17,78 @@ def register(app: typer.Typer) -> None:
 
 def monitor(
     ctx: typer.Context,
+    since: Annotated[str | None, typer.Option(help="Only predictions from this time (ISO 8601, UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only predictions before this time (ISO 8601, UTC).")] = None,
+    window: Annotated[str | None, typer.Option(help="Also report each window of this length: 30m, 6h, 1d, 1w.")] = None,
     fail_on_drift: Annotated[
-        bool, typer.Option(help=f"Exit {DRIFT_EXIT_CODE} when a column alerts (for schedulers).")
+        bool, typer.Option(help=f"Exit {DRIFT_EXIT_CODE} when a column or the predictions alert (for schedulers).")
     ] = False,
+    webhook: Annotated[
+        str | None, typer.Option(help="POST a JSON summary here when something alerts (default: monitor.webhook_url).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON.")] = False,
 ) -> None:
-    """Compare logged inputs and predictions with the training profile (PSI per column)."""
-    from rich.table import Table
+    """Compare logged inputs and predictions with the training profile: PSI and Jensen-Shannon
+    distance per column against a threshold calibrated for the sample size, unseen categories,
+    new nulls, and the mean prediction on training's control chart."""
+    import json
 
     from keel.api.monitor import monitor as run_monitor
+    from keel.api.monitor import notify
 
-    report, path = run_monitor(project_of(ctx))
+    project = project_of(ctx)
+    report, path = run_monitor(project, since=since, until=until, window=window)
+    alerting = report.alerting or any(w.alerting for w in report.windows)
+    if as_json:
+        console().print_json(json.dumps(report.to_dict()))
+    else:
+        _print(report, path)
+    url = webhook or project.config.monitor.webhook_url
+    if url and alerting:
+        problem = notify(url, report, path)
+        err = console(stderr=True)
+        err.print(f"webhook: not delivered to {url} ({problem})" if problem else f"webhook: alert sent to {url}")
+    if fail_on_drift and alerting:
+        raise typer.Exit(DRIFT_EXIT_CODE)
+
+
+def _print(report: Any, path: Any) -> None:
+    from rich.table import Table
+
     out = console()
-    table = Table("column", "PSI", "status", "missing ref", "missing now", box=None, pad_edge=False)
+    span = f" from {report.start or 'the start'} to {report.end or 'now'}" if report.start or report.end else ""
+    out.print(
+        f"{report.rows:,} logged predictions of [bold]{report.model}@{report.version}[/]{span} vs the training profile"
+    )
+    table = Table("column", "PSI", "chance", "JS dist", "status", "missing ref/now", "notes", box=None, pad_edge=False)
     for col in report.columns:
-        style = {"alert": "bold red", "warn": "yellow"}.get(col.status, "")
+        style = {"alert": "bold red", "warn": "yellow", "drift": "cyan"}.get(col.status, "")
         table.add_row(
             col.column,
-            f"{col.psi:.3f}",
+            f"{col.psi:.4f}",
+            f"{col.chance_threshold:.4f}",
+            f"{col.js_distance:.3f}",
             f"[{style}]{col.status}[/]" if style else col.status,
-            f"{col.missing_reference:.1%}",
-            f"{col.missing_current:.1%}",
+            f"{col.missing_reference:.1%} / {col.missing_current:.1%}",
+            "; ".join(col.notes),
         )
-    out.print(f"{report.rows:,} logged predictions of [bold]{report.model}@{report.version}[/] vs the training profile")
     out.print(table)
+    shift = report.prediction
+    if shift is not None:
+        verdict = "[bold red]alert[/]" if shift.alert else "ok"
+        out.print(
+            f"mean prediction {shift.mean_current:.4f} vs training {shift.mean_reference:.4f} "
+            f"({shift.sigmas:+.1f} standard errors): {verdict}"
+        )
     moved = report.moved
-    if moved:
-        out.print("moved: " + ", ".join(f"{c.column} ({c.status}, PSI {c.psi:.2f})" for c in moved))
-    else:
-        out.print("no column moved")
+    out.print(
+        "moved: " + ", ".join(f"{c.column} ({c.status}, PSI {c.psi:.3f})" for c in moved)
+        if moved
+        else "no column moved beyond chance"
+    )
+    for w in report.windows:
+        flagged = ", ".join(c.column for c in w.moved) or "none"
+        pred = "" if w.prediction is None else f", mean prediction {w.prediction.sigmas:+.1f} SE"
+        mark = " [bold red]ALERT[/]" if w.alerting else ""
+        out.print(f"  {w.start} .. {w.end}: {w.rows:,} rows, moved: {flagged}{pred}{mark}")
     out.print(f"report: {path}")
-    if fail_on_drift and report.alerts:
-        raise typer.Exit(DRIFT_EXIT_CODE)

@@ -1,29 +1,81 @@
-"""Drift of logged inputs and predictions against the reference profile (PSI per column).
+"""Drift of logged inputs and predictions against the reference profile, calibrated for
+sample size, so that a million quiet rows do not flag every column.
 
-| PSI | status |
+Per column, over the profile's bins (quantile bins or categories, and a missing bin):
+
+- **PSI** (population stability index) and the **Jensen-Shannon distance** (base 2, 0 to 1);
+- a **chance threshold**: with ``n`` reference and ``m`` current rows in ``k`` occupied
+  bins, PSI / (1/n + 1/m) is about chi-square with k - 1 degrees of freedom when nothing
+  moved, so the threshold is that distribution's 1 - ``alpha`` quantile times (1/n + 1/m).
+  It shrinks as the samples grow, which is why ``min_psi`` is needed too.
+
+| status | rule |
 |---|---|
-| below ``psi_warn`` (0.1) | ok |
-| ``psi_warn`` to ``psi_alert`` (0.25) | warn |
-| ``psi_alert`` and above | alert |
+| ok | PSI at or below the chance threshold, or below ``min_psi`` (0.005) |
+| drift | PSI above the chance threshold and at least ``min_psi`` |
+| warn | ... and at least ``psi_warn`` (0.1) |
+| alert | ... and at least ``psi_alert`` (0.25) |
+
+Measured here (normal column, 10 quantile bins, reference 20,000 rows; 20 draws each):
+no shift gives PSI about 0.0008 at 10,000 rows (threshold 0.0042) and 0.00001 at
+1,000,000 (threshold 0.0014); a 0.1 standard deviation mean shift gives 0.007 to 0.011 at
+10,000 rows, so it is flagged; a 0.05 shift at 1,000,000 rows (PSI 0.0025) is beyond chance
+but below ``min_psi``, so it is not.
+
+Also per column: the share of values in categories training never saw (when training's
+categories were all listed) and new missing values. Predictions: the window's mean score
+against training's, in standard errors (sd / sqrt(rows)), flagged beyond
+``prediction_sigmas`` (2): a control chart of the mean prediction.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from keel.monitoring.log import column_values
-from keel.profile import ColumnProfile, drift_of
+import numpy as np
+
+from keel.profile import ColumnProfile, psi
+from keel.schema import LOG_SCORE, MISSING_CATEGORY, NUMERIC
+
+SEVERITY = {"ok": 0, "drift": 1, "warn": 2, "alert": 3}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    psi_warn: float = 0.1
+    psi_alert: float = 0.25
+    min_psi: float = 0.005
+    alpha: float = 0.001
+    prediction_sigmas: float = 2.0
 
 
 @dataclass(frozen=True)
 class ColumnDrift:
     column: str
-    psi: float
-    status: str
+    kind: str
     rows: int
+    psi: float
+    js_distance: float
+    chance_threshold: float  # the PSI chance alone exceeds with probability alpha at these sizes
+    status: str
     missing_reference: float
     missing_current: float
+    unseen_share: float | None = None  # categorical: values in categories training never saw
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PredictionShift:
+    """The window's mean score on training's control chart."""
+
+    mean_reference: float
+    std_reference: float
+    mean_current: float
+    rows: int
+    sigmas: float  # (current - reference) / (sd / sqrt(rows))
+    alert: bool
 
 
 @dataclass(frozen=True)
@@ -32,6 +84,10 @@ class DriftReport:
     version: str
     rows: int
     columns: list[ColumnDrift]
+    prediction: PredictionShift | None = None
+    start: str | None = None
+    end: str | None = None
+    windows: list[DriftReport] = field(default_factory=list)  # per --window, when asked
 
     @property
     def moved(self) -> list[ColumnDrift]:
@@ -41,17 +97,133 @@ class DriftReport:
     def alerts(self) -> list[ColumnDrift]:
         return [c for c in self.columns if c.status == "alert"]
 
+    @property
+    def alerting(self) -> bool:
+        """An alert for schedulers: a column at ``alert`` or the prediction rule."""
+        return bool(self.alerts) or (self.prediction is not None and self.prediction.alert)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def compare(profile: dict[str, ColumnProfile], table: Any, warn: float, alert: float) -> list[ColumnDrift]:
-    """PSI of every profiled column present in the log, most drifted first."""
-    out = []
-    for name, reference in profile.items():
-        if name not in table.column_names:
-            continue
-        drift = drift_of(reference, column_values(table, name, reference.kind))
-        status = "alert" if drift.psi >= alert else "warn" if drift.psi >= warn else "ok"
-        out.append(ColumnDrift(name, drift.psi, status, drift.rows, drift.missing_reference, drift.missing_current))
-    return sorted(out, key=lambda c: -c.psi)
+def chance_threshold(n_reference: int, n_current: int, bins: int, alpha: float) -> float:
+    """The PSI that two samples of one distribution exceed with probability ``alpha``."""
+    from scipy.stats import chi2
+
+    if n_reference <= 0 or n_current <= 0 or bins < 2:
+        return math.inf
+    return float(chi2.ppf(1 - alpha, bins - 1) * (1 / n_reference + 1 / n_current))
+
+
+def js_distance(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Jensen-Shannon distance (base 2) between two histograms."""
+    p = np.asarray(expected, dtype=np.float64)
+    q = np.asarray(actual, dtype=np.float64)
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> float:
+        mask = a > 0
+        return float(np.sum(a[mask] * np.log2(a[mask] / m[mask])))
+
+    return math.sqrt(max(0.0, (kl(p) + kl(q)) / 2))
+
+
+def column_counts(profile: ColumnProfile, column: Any) -> np.ndarray:
+    """Bin counts of a logged (pyarrow) column over the profile's bins, missing last.
+
+    Categorical columns are counted by Arrow (one pass in C++), then the few distinct values
+    are mapped to bins, instead of looking up every row in Python.
+    """
+    if profile.kind == NUMERIC:
+        return profile.counts_of(column.to_numpy(zero_copy_only=False).astype(np.float64))
+    import pyarrow.compute as pc
+
+    index = {c: i for i, c in enumerate(profile.categories)}
+    other, missing = len(profile.categories), len(profile.categories) + 1
+    counts = np.zeros(len(profile.categories) + 2)
+    for item in pc.value_counts(column).to_pylist():
+        value, count = item["values"], item["counts"]
+        if value is None or value == MISSING_CATEGORY:
+            counts[missing] += count
+        else:
+            counts[index.get(str(value), other)] += count
+    return counts
+
+
+def column_drift(profile: ColumnProfile, column: Any, limits: Thresholds) -> ColumnDrift:
+    counts = column_counts(profile, column)
+    rows = int(counts.sum())
+    reference = np.asarray(profile.shares, dtype=np.float64)
+    current = counts / rows if rows else counts
+    value = psi(reference, current) if rows else 0.0
+    occupied = int(np.count_nonzero((reference > 0) | (current > 0)))
+    threshold = chance_threshold(profile.count, rows, occupied, limits.alpha)
+    significant = value > threshold and value >= limits.min_psi
+    status = "ok"
+    if significant:
+        status = "alert" if value >= limits.psi_alert else "warn" if value >= limits.psi_warn else "drift"
+    notes = []
+    unseen = None
+    if profile.kind != NUMERIC and profile.categories:
+        other_reference = reference[len(profile.categories)]
+        other_current = float(current[len(profile.categories)]) if rows else 0.0
+        if other_reference == 0:  # every training category is listed: 'other' means never seen
+            unseen = other_current
+            if unseen > 0:
+                notes.append(f"{unseen:.1%} of values in categories training never saw")
+    missing_reference, missing_current = float(reference[-1]), float(current[-1]) if rows else 0.0
+    if missing_reference == 0 and missing_current > 0:
+        notes.append(f"missing values appeared ({missing_current:.1%}); training had none")
+    return ColumnDrift(
+        column=profile.name,
+        kind=profile.kind,
+        rows=rows,
+        psi=value,
+        js_distance=js_distance(reference + 1e-12, current + 1e-12) if rows else 0.0,
+        chance_threshold=threshold,
+        status=status,
+        missing_reference=missing_reference,
+        missing_current=missing_current,
+        unseen_share=unseen,
+        notes=notes,
+    )
+
+
+def prediction_shift(profile: ColumnProfile | None, column: Any, sigmas: float) -> PredictionShift | None:
+    """The window's mean score against training's, on a control chart (None without moments)."""
+    if profile is None or profile.mean is None or not profile.std:
+        return None
+    scores = column.to_numpy(zero_copy_only=False).astype(np.float64)
+    scores = scores[np.isfinite(scores)]
+    if scores.size == 0:
+        return None
+    mean = float(scores.mean())
+    z = (mean - profile.mean) / (profile.std / math.sqrt(scores.size))
+    return PredictionShift(profile.mean, profile.std, mean, int(scores.size), float(z), abs(z) > sigmas)
+
+
+def compare(profile: dict[str, ColumnProfile], table: Any, limits: Thresholds) -> list[ColumnDrift]:
+    """Every profiled column present in the log, most severe first, then by PSI."""
+    out = [
+        column_drift(reference, table.column(name), limits)
+        for name, reference in profile.items()
+        if name in table.column_names
+    ]
+    return sorted(out, key=lambda c: (-SEVERITY[c.status], -c.psi))
+
+
+def report(
+    model: str,
+    version: str,
+    profile: dict[str, ColumnProfile],
+    table: Any,
+    limits: Thresholds,
+    start: str | None = None,
+    end: str | None = None,
+) -> DriftReport:
+    columns = compare(profile, table, limits)
+    shift = None
+    if LOG_SCORE in table.column_names:
+        shift = prediction_shift(profile.get(LOG_SCORE), table.column(LOG_SCORE), limits.prediction_sigmas)
+    return DriftReport(model, version, table.num_rows, columns, shift, start, end)
