@@ -88,6 +88,8 @@ def test_train_export_promote_serve_rollback(project_dir: Path, start_server) ->
     assert report["rows"] == 305 and len(report["windows"]) == 1 and report["windows"][0]["rows"] == 305
     assert {c["column"] for c in report["columns"]} >= {"age", "workclass", "keel_score"}
     assert all(c["chance_threshold"] > 0 for c in report["columns"])
+    pages = list((project_dir / ".keel" / "reports").glob("monitor-*.html"))
+    assert len(pages) == 1 and pages[0].read_text().count("<img") == 2
 
 
 def test_run_chains_the_stages_and_says_where_to_look(project_dir: Path) -> None:

@@ -156,3 +156,20 @@ def test_the_webhook_gets_the_alert(reference, tmp_path: Path) -> None:
     assert problem is None
     assert received[0]["model"] == "m" and received[0]["alerts"][0]["columns"][0]["column"] == "normal3"
     assert notify("http://127.0.0.1:1/hook", result, tmp_path / "r.json") is not None  # refused: said, not raised
+
+
+def test_the_html_report_shows_the_columns_and_the_plots_over_time(reference) -> None:
+    from keel.monitoring.report import render_html
+
+    cols, profile = reference
+    rng = np.random.default_rng(12)
+    windows = []
+    for day in range(3):
+        current = resample(cols, 3_000, rng)
+        current["normal4"] = current["normal4"] + day * np.nanstd(cols["normal4"])  # drifts more each day
+        windows.append(report("m", "1", profile, as_table(current), Thresholds(), f"2026-11-0{day + 1}", None))
+    overall = report("m", "1", profile, as_table(current), Thresholds())
+    overall = type(overall)(**{**overall.__dict__, "windows": windows})
+    page = render_html(overall, 0.005, 2.0)
+    assert page.count("<img") == 2 and "normal4" in page and "alert" in page
+    assert windows[0].columns[0].bins and len(windows[0].columns[0].bins) == len(windows[0].columns[0].reference_shares)

@@ -17,7 +17,7 @@ from keel.monitoring.drift import DriftReport, Thresholds, report
 from keel.monitoring.log import read_log
 from keel.profile import load_profile
 from keel.schema import LOG_TIME
-from keel.store import Store, atomic_write_json
+from keel.store import Store, atomic_write_bytes, atomic_write_json
 
 WINDOW = re.compile(r"^(\d+)([mhdw])$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -33,7 +33,8 @@ def monitor(
 ) -> tuple[DriftReport, Path]:
     """Drift of every input column and the predictions over [since, until) (default: the whole
     log), and, with ``window`` (``30m``, ``6h``, ``1d``, ``1w``), of each window in it; the
-    report is also saved as JSON. Windows with fewer than ``monitor.min_rows`` rows are skipped."""
+    report is saved as JSON and as HTML with plots beside it (same name, ``.html``). Windows
+    with fewer than ``monitor.min_rows`` rows are skipped."""
     start, end = _instant(since, "--since"), _instant(until, "--until")  # bad options fail first
     step = _window(window)
     store = Store(project.store_path)
@@ -63,6 +64,10 @@ def monitor(
     result = replace(overall, windows=windows)
     path = store.reports_dir() / f"monitor-{bundle.model}-{time.strftime('%Y%m%dT%H%M%S')}.json"
     atomic_write_json(path, result.to_dict())
+    from keel.monitoring.report import render_html
+
+    page = render_html(result, settings.min_psi, settings.prediction_sigmas)
+    atomic_write_bytes(path.with_suffix(".html"), page.encode())
     return result, path
 
 

@@ -91,4 +91,4 @@ def _print(report: Any, path: Any) -> None:
         pred = "" if w.prediction is None else f", mean prediction {w.prediction.sigmas:+.1f} SE"
         mark = " [bold red]ALERT[/]" if w.alerting else ""
         out.print(f"  {w.start} .. {w.end}: {w.rows:,} rows, moved: {flagged}{pred}{mark}")
-    out.print(f"report: {path}")
+    out.print(f"report: {path.with_suffix('.html')} (JSON: {path.name})")

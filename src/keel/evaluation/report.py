@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from keel.data.report import STYLE, embed_png, figure_png
 from keel.evaluation.suite import SliceReport, Suite
+from keel.htmlpage import STYLE, embed_png, figure_png
+from keel.htmlpage import pyplot as _pyplot
 
 
 @dataclass(frozen=True)
@@ -165,15 +166,6 @@ def _samples_table(ev: EvaluationData) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_f(row[c])}</td>" for c in columns) + "</tr>" for row in ev.samples)
     return f"<h2>{len(ev.samples)} random predictions to spot-check</h2><table><tr>{head}</tr>{body}</table>"
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _plot_main(ev: EvaluationData) -> bytes:

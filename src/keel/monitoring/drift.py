@@ -30,6 +30,7 @@ against training's, in standard errors (sd / sqrt(rows)), flagged beyond
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -64,6 +65,9 @@ class ColumnDrift:
     missing_current: float
     unseen_share: float | None = None  # categorical: values in categories training never saw
     notes: list[str] = field(default_factory=list)
+    bins: list[str] = field(default_factory=list)  # the profile's bins, for plots
+    reference_shares: list[float] = field(default_factory=list)
+    current_shares: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -187,7 +191,20 @@ def column_drift(profile: ColumnProfile, column: Any, limits: Thresholds) -> Col
         missing_current=missing_current,
         unseen_share=unseen,
         notes=notes,
+        bins=bin_labels(profile),
+        reference_shares=[float(x) for x in reference],
+        current_shares=[float(x) for x in current],
     )
+
+
+def bin_labels(profile: ColumnProfile) -> list[str]:
+    """Readable names of a profile's bins, missing last."""
+    if profile.kind != NUMERIC:
+        return [*profile.categories, "other", "missing"]
+    edges = [f"{e:.4g}" for e in profile.edges]
+    if not edges:
+        return ["all", "missing"]
+    return [f"< {edges[0]}", *(f"{a} to {b}" for a, b in itertools.pairwise(edges)), f">= {edges[-1]}", "missing"]
 
 
 def prediction_shift(profile: ColumnProfile | None, column: Any, sigmas: float) -> PredictionShift | None:

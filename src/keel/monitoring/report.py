@@ -1,0 +1,140 @@
+"""The monitor report as one self-contained HTML page: the column table, drift over time,
+the mean prediction on its control chart, and reference vs current histograms of the
+columns that moved most."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import numpy as np
+
+from keel.htmlpage import STYLE, embed_png, figure_png, pyplot
+from keel.monitoring.drift import ColumnDrift, DriftReport
+
+MAX_LINES = 8  # columns drawn over time
+MAX_HISTOGRAMS = 4
+
+
+def render_html(report: DriftReport, min_psi: float, sigmas: float) -> str:
+    span = f"{report.start or 'start of log'} to {report.end or 'now'}"
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>keel monitor {_e(report.model)}@{_e(report.version)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>Monitor: {_e(report.model)}@{_e(report.version)}</h1>",
+        f"<p class='muted'>{report.rows:,} logged predictions, {_e(span)}, against the training profile. "
+        "A column drifts when its PSI is beyond what chance gives at these sample sizes and at least "
+        f"{min_psi:g}; the mean prediction alerts beyond {sigmas:g} standard errors.</p>",
+        _summary(report),
+        _columns_table(report.columns),
+    ]
+    if report.windows:
+        parts.append("<h2>Over time</h2>")
+        parts.append(embed_png(_plot_over_time(report, min_psi, sigmas)))
+    moved = [c for c in report.columns if c.status != "ok"][:MAX_HISTOGRAMS] or report.columns[:2]
+    if moved:
+        parts.append("<h2>Reference vs current</h2>")
+        parts.append(embed_png(_plot_histograms(moved)))
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _summary(report: DriftReport) -> str:
+    moved = report.moved
+    items = [f"<li>{len(moved)} of {len(report.columns)} columns moved beyond chance</li>"]
+    shift = report.prediction
+    if shift is not None:
+        verdict = "<span class='sev block'>alert</span>" if shift.alert else "ok"
+        items.append(
+            f"<li>mean prediction {shift.mean_current:.4f} vs training {shift.mean_reference:.4f} "
+            f"({shift.sigmas:+.1f} standard errors): {verdict}</li>"
+        )
+    alerting = [w for w in report.windows if w.alerting]
+    if report.windows:
+        items.append(f"<li>{len(report.windows)} windows, {len(alerting)} alerting</li>")
+    return f"<ul>{''.join(items)}</ul>"
+
+
+def _columns_table(columns: list[ColumnDrift]) -> str:
+    head = (
+        "<tr><th>column</th><th>status</th><th>PSI</th><th>chance threshold</th><th>JS distance</th>"
+        "<th>missing ref / now</th><th>notes</th></tr>"
+    )
+    css = {"alert": "sev block", "warn": "sev warn", "drift": "sev info"}
+    rows = []
+    for c in columns:
+        status = f"<span class='{css[c.status]}'>{c.status}</span>" if c.status in css else c.status
+        rows.append(
+            f"<tr><td>{_e(c.column)}</td><td>{status}</td><td>{c.psi:.4f}</td><td>{c.chance_threshold:.4f}</td>"
+            f"<td>{c.js_distance:.3f}</td><td>{c.missing_reference:.1%} / {c.missing_current:.1%}</td>"
+            f"<td>{_e('; '.join(c.notes))}</td></tr>"
+        )
+    return f"<h2>Columns</h2><table>{head}{''.join(rows)}</table>"
+
+
+def _plot_over_time(report: DriftReport, min_psi: float, sigmas: float) -> bytes:
+    plt = pyplot()
+    windows = report.windows
+    labels = [str(w.start)[:16] for w in windows]
+    x = np.arange(len(windows))
+    worst = sorted(report.columns, key=lambda c: -max(_psi_in(w, c.column) for w in windows))[:MAX_LINES]
+    has_prediction = any(w.prediction is not None for w in windows)
+    fig, axes = plt.subplots(1, 2 if has_prediction else 1, figsize=(12 if has_prediction else 7, 3.6), squeeze=False)
+    ax = axes[0][0]
+    for column in worst:
+        ax.plot(x, [max(_psi_in(w, column.column), 1e-6) for w in windows], marker="o", label=column.column)
+    ax.axhline(min_psi, color="grey", linestyle="--", linewidth=1, label=f"min_psi {min_psi:g}")
+    ax.set_yscale("log")
+    ax.set_title("PSI per window (columns that moved most)")
+    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
+    if has_prediction:
+        ax = axes[0][1]
+        points = [(i, w.prediction) for i, w in enumerate(windows) if w.prediction is not None]
+        reference = points[0][1].mean_reference
+        sd = points[0][1].std_reference
+        xs = [i for i, _ in points]
+        ax.plot(xs, [p.mean_current for _, p in points], marker="o", color="#1f5fa8", label="mean prediction")
+        ax.axhline(reference, color="black", linewidth=1, label="training mean")
+        bands = [sigmas * sd / math.sqrt(p.rows) for _, p in points]
+        ax.fill_between(
+            xs,
+            [reference - b for b in bands],
+            [reference + b for b in bands],
+            alpha=0.2,
+            label=f"±{sigmas:g} standard errors",
+        )
+        for i, p in points:
+            if p.alert:
+                ax.plot([i], [p.mean_current], "o", color="#c62828")
+        ax.set_title("Mean prediction per window")
+        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+        ax.legend(fontsize=7)
+    return figure_png(fig)
+
+
+def _psi_in(window: DriftReport, column: str) -> float:
+    return next((c.psi for c in window.columns if c.column == column), 0.0)
+
+
+def _plot_histograms(columns: list[ColumnDrift]) -> bytes:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.4), squeeze=False)
+    for ax, column in zip(axes[0], columns, strict=True):
+        keep = [
+            i for i, (r, c) in enumerate(zip(column.reference_shares, column.current_shares, strict=True)) if r or c
+        ]
+        x = np.arange(len(keep))
+        ax.bar(x - 0.2, [column.reference_shares[i] for i in keep], width=0.4, label="training")
+        ax.bar(x + 0.2, [column.current_shares[i] for i in keep], width=0.4, label="now")
+        ax.set_xticks(
+            x, [column.bins[i] if i < len(column.bins) else str(i) for i in keep], rotation=45, ha="right", fontsize=7
+        )
+        ax.set_title(f"{column.column} (PSI {column.psi:.3f}, {column.status})", fontsize=9)
+        ax.legend(fontsize=7)
+    return figure_png(fig)
