@@ -75,11 +75,7 @@ def _print(report: Any, path: Any) -> None:
     out.print(table)
     shift = report.prediction
     if shift is not None:
-        verdict = "[bold red]alert[/]" if shift.alert else "ok"
-        out.print(
-            f"mean prediction {shift.mean_current:.4f} vs training {shift.mean_reference:.4f} "
-            f"({shift.sigmas:+.1f} standard errors): {verdict}"
-        )
+        out.print(f"{shift.describe()}: {'[bold red]alert[/]' if shift.alert else 'ok'}")
     moved = report.moved
     out.print(
         "moved: " + ", ".join(f"{c.column} ({c.status}, PSI {c.psi:.3f})" for c in moved)

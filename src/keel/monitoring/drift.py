@@ -81,6 +81,12 @@ class PredictionShift:
     sigmas: float  # (current - reference) / (sd / sqrt(rows))
     alert: bool
 
+    def describe(self) -> str:
+        return (
+            f"mean prediction {self.mean_current:.4f} vs training {self.mean_reference:.4f} "
+            f"({self.sigmas:+.1f} standard errors)"
+        )
+
 
 @dataclass(frozen=True)
 class DriftReport:

@@ -50,10 +50,7 @@ def _summary(report: DriftReport) -> str:
     shift = report.prediction
     if shift is not None:
         verdict = "<span class='sev block'>alert</span>" if shift.alert else "ok"
-        items.append(
-            f"<li>mean prediction {shift.mean_current:.4f} vs training {shift.mean_reference:.4f} "
-            f"({shift.sigmas:+.1f} standard errors): {verdict}</li>"
-        )
+        items.append(f"<li>{_e(shift.describe())}: {verdict}</li>")
     alerting = [w for w in report.windows if w.alerting]
     if report.windows:
         items.append(f"<li>{len(report.windows)} windows, {len(alerting)} alerting</li>")
