@@ -148,6 +148,8 @@ def test_monitor_flags_a_shifted_population(lifecycle: dict) -> None:
         for start in range(0, 300, 50):
             assert client.post("/predict", json={"rows": shifted[start : start + 50]}).status_code == 200
     report, path = keel.monitor(project)
+    importance = {c.column: c.importance for c in report.columns if c.column in FEATURES}
+    assert set(importance) == set(FEATURES) and abs(sum(importance.values()) - 1) < 1e-9  # measured at export
     statuses = {c.column: c.status for c in report.columns}
     assert statuses["age"] == "alert" and statuses["hours-per-week"] == "alert"
     assert statuses["sex"] == "ok" and statuses["race"] == "ok"

@@ -173,3 +173,15 @@ def test_the_html_report_shows_the_columns_and_the_plots_over_time(reference) ->
     page = render_html(overall, 0.005, 2.0)
     assert page.count("<img") == 2 and "normal4" in page and "alert" in page
     assert windows[0].columns[0].bins and len(windows[0].columns[0].bins) == len(windows[0].columns[0].reference_shares)
+
+
+def test_columns_of_one_severity_are_ranked_by_drift_times_importance(reference) -> None:
+    cols, profile = reference
+    current = resample(cols, 5_000, np.random.default_rng(13))
+    current["normal0"] = current["normal0"] + 3 * np.nanstd(cols["normal0"])  # both alert; normal0 drifts more
+    current["normal1"] = current["normal1"] + 2 * np.nanstd(cols["normal1"])
+    plain = [c.column for c in report("m", "1", profile, as_table(current), Thresholds()).columns[:2]]
+    assert plain == ["normal0", "normal1"]
+    weights = {name: 0.01 for name in cols} | {"normal1": 0.9}  # the model barely uses normal0
+    ranked = report("m", "1", profile, as_table(current), Thresholds(), importance=weights).columns[:2]
+    assert [c.column for c in ranked] == ["normal1", "normal0"] and ranked[0].importance == 0.9

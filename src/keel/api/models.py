@@ -18,6 +18,7 @@ from keel.errors import ConfigError, ExportError, RegistryError
 from keel.evaluation.gate import Check, improvement_check, latency_check, parity_check, slice_check
 from keel.evaluation.suite import slice_groups
 from keel.exporting.bundle import Bundle, load_bundle, write_bundle
+from keel.exporting.importance import output_sensitivity
 from keel.exporting.parity import Latency, Parity, check_parity, measure_latency
 from keel.registry.champion import (
     BUNDLE_DIGEST_TAG,
@@ -95,9 +96,11 @@ def export(project: Project, ref: str | None = None, *, on_step: Step | None = N
             hint="The ONNX graph would serve different predictions; nothing was exported.",
         )
     latency = measure_latency(model, schema, holdout)
+    step("measuring how much the output depends on each column")
+    importance = output_sensitivity(model, schema, holdout, classification, seed=project.config.seed)
     documents = {
         "schema.json": schema.to_dict(),
-        "metadata.json": _metadata(version, meta),
+        "metadata.json": _metadata(version, meta) | {"importance": importance},
         "profile.json": profile,
         "parity.json": {"parity": parity.to_dict(), "latency": latency.to_dict()},
     }

@@ -55,12 +55,15 @@ def monitor(
         settings.psi_warn, settings.psi_alert, settings.min_psi, settings.alpha, settings.prediction_sigmas
     )
     profile = load_profile(bundle.profile)
-    overall = report(bundle.model, bundle.version, profile, table, limits, _iso(start), _iso(end))
+    importance = bundle.metadata.get("importance")  # bundles exported before it was measured: None
+    overall = report(bundle.model, bundle.version, profile, table, limits, _iso(start), _iso(end), importance)
     windows = []
     if step is not None:
         for lo, part in _windows(table, step):
             if part.num_rows >= settings.min_rows:
-                windows.append(report(bundle.model, bundle.version, profile, part, limits, _iso(lo), _iso(lo + step)))
+                windows.append(
+                    report(bundle.model, bundle.version, profile, part, limits, _iso(lo), _iso(lo + step), importance)
+                )
     result = replace(overall, windows=windows)
     path = store.reports_dir() / f"monitor-{bundle.model}-{time.strftime('%Y%m%dT%H%M%S')}.json"
     atomic_write_json(path, result.to_dict())

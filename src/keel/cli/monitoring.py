@@ -60,7 +60,18 @@ def _print(report: Any, path: Any) -> None:
     out.print(
         f"{report.rows:,} logged predictions of [bold]{report.model}@{report.version}[/]{span} vs the training profile"
     )
-    table = Table("column", "PSI", "chance", "JS dist", "status", "missing ref/now", "notes", box=None, pad_edge=False)
+    table = Table(
+        "column",
+        "PSI",
+        "chance",
+        "JS dist",
+        "status",
+        "importance",
+        "missing ref/now",
+        "notes",
+        box=None,
+        pad_edge=False,
+    )
     for col in report.columns:
         style = {"alert": "bold red", "warn": "yellow", "drift": "cyan"}.get(col.status, "")
         table.add_row(
@@ -69,6 +80,7 @@ def _print(report: Any, path: Any) -> None:
             f"{col.chance_threshold:.4f}",
             f"{col.js_distance:.3f}",
             f"[{style}]{col.status}[/]" if style else col.status,
+            "" if col.importance is None else f"{col.importance:.1%}",
             f"{col.missing_reference:.1%} / {col.missing_current:.1%}",
             "; ".join(col.notes),
         )

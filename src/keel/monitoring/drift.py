@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,7 @@ class ColumnDrift:
     missing_current: float
     unseen_share: float | None = None  # categorical: values in categories training never saw
     notes: list[str] = field(default_factory=list)
+    importance: float | None = None  # share of the served output's dependence (bundle metadata)
     bins: list[str] = field(default_factory=list)  # the profile's bins, for plots
     reference_shares: list[float] = field(default_factory=list)
     current_shares: list[float] = field(default_factory=list)
@@ -226,14 +227,20 @@ def prediction_shift(profile: ColumnProfile | None, column: Any, sigmas: float) 
     return PredictionShift(profile.mean, profile.std, mean, int(scores.size), float(z), abs(z) > sigmas)
 
 
-def compare(profile: dict[str, ColumnProfile], table: Any, limits: Thresholds) -> list[ColumnDrift]:
-    """Every profiled column present in the log, most severe first, then by PSI."""
+def compare(
+    profile: dict[str, ColumnProfile], table: Any, limits: Thresholds, importance: dict[str, float] | None = None
+) -> list[ColumnDrift]:
+    """Every profiled column present in the log: most severe first, then by drift x importance
+    (how much the served output depends on the column; PSI alone where the bundle has none)."""
+    weights = importance or {}
     out = [
-        column_drift(reference, table.column(name), limits)
+        replace(column_drift(reference, table.column(name), limits), importance=weights.get(name))
         for name, reference in profile.items()
         if name in table.column_names
     ]
-    return sorted(out, key=lambda c: (-SEVERITY[c.status], -c.psi))
+    return sorted(
+        out, key=lambda c: (-SEVERITY[c.status], -c.psi * (c.importance if c.importance is not None else 1.0))
+    )
 
 
 def report(
@@ -244,8 +251,9 @@ def report(
     limits: Thresholds,
     start: str | None = None,
     end: str | None = None,
+    importance: dict[str, float] | None = None,
 ) -> DriftReport:
-    columns = compare(profile, table, limits)
+    columns = compare(profile, table, limits, importance)
     shift = None
     if LOG_SCORE in table.column_names:
         shift = prediction_shift(profile.get(LOG_SCORE), table.column(LOG_SCORE), limits.prediction_sigmas)

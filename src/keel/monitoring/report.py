@@ -60,7 +60,7 @@ def _summary(report: DriftReport) -> str:
 def _columns_table(columns: list[ColumnDrift]) -> str:
     head = (
         "<tr><th>column</th><th>status</th><th>PSI</th><th>chance threshold</th><th>JS distance</th>"
-        "<th>missing ref / now</th><th>notes</th></tr>"
+        "<th>importance</th><th>missing ref / now</th><th>notes</th></tr>"
     )
     css = {"alert": "sev block", "warn": "sev warn", "drift": "sev info"}
     rows = []
@@ -68,7 +68,8 @@ def _columns_table(columns: list[ColumnDrift]) -> str:
         status = f"<span class='{css[c.status]}'>{c.status}</span>" if c.status in css else c.status
         rows.append(
             f"<tr><td>{_e(c.column)}</td><td>{status}</td><td>{c.psi:.4f}</td><td>{c.chance_threshold:.4f}</td>"
-            f"<td>{c.js_distance:.3f}</td><td>{c.missing_reference:.1%} / {c.missing_current:.1%}</td>"
+            f"<td>{c.js_distance:.3f}</td><td>{'' if c.importance is None else f'{c.importance:.1%}'}</td>"
+            f"<td>{c.missing_reference:.1%} / {c.missing_current:.1%}</td>"
             f"<td>{_e('; '.join(c.notes))}</td></tr>"
         )
     return f"<h2>Columns</h2><table>{head}{''.join(rows)}</table>"
