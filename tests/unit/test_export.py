@@ -125,3 +125,18 @@ def test_lightgbm_native_categorical_splits_export_with_parity(rng: np.random.Ge
     unseen["cat"][:40] = "purple"
     parity = check_parity(pipeline, model, schema, unseen, classification, tolerance=1e-5)
     assert parity.passed, parity
+
+
+@pytest.mark.parametrize("classification", [True, False])
+def test_output_sensitivity_finds_the_column_the_model_uses(rng: np.random.Generator, classification: bool) -> None:
+    from keel.exporting.importance import output_sensitivity
+
+    arrays, _ = data(rng)
+    signal = arrays["num b"] / 50  # only 'num b' carries the target
+    y = (signal > np.median(signal)).astype(np.int64) if classification else signal * 1000.0
+    pipeline = build_pipeline(SCHEMA, lgbm(classification)).fit(arrays_to_frame(SCHEMA, arrays), y)
+    model, schema = convert_pipeline(pipeline, SCHEMA, classification)
+    importance = output_sensitivity(model, schema, arrays, classification, seed=3)
+    assert set(importance) == set(SCHEMA.names) and sum(importance.values()) == pytest.approx(1.0)
+    assert importance["num b"] > 0.8, importance
+    assert importance == output_sensitivity(model, schema, arrays, classification, seed=3)  # seeded
