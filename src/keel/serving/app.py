@@ -204,9 +204,6 @@ def create_app(state: ServingState) -> Any:
     def reply(payload: Any, status: int = 200) -> Response:
         return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status, media_type="application/json")
 
-    def too_big() -> Response:
-        return reply({"error": f"request body over {state.max_request_bytes:,} bytes"}, 413)
-
     async def read_body(request: Request) -> bytes | None:
         """The body, or None when it is over the limit (declared or actual)."""
         declared = request.headers.get("content-length")
@@ -215,13 +212,14 @@ def create_app(state: ServingState) -> Any:
         body = await request.body()
         return None if len(body) > state.max_request_bytes else body
 
-    def parse(body: bytes | None) -> tuple[Any, Response | None]:
+    def parse(body: bytes | None) -> tuple[Any, tuple[int, dict[str, Any]] | None]:
+        """The JSON payload, or the status and error that refuse the body."""
         if body is None:
-            return None, too_big()
+            return None, (413, {"error": f"request body over {state.max_request_bytes:,} bytes"})
         try:
             return orjson.loads(body), None
         except orjson.JSONDecodeError as exc:
-            return None, reply({"error": f"malformed JSON body: {exc}"}, 400)
+            return None, (400, {"error": f"malformed JSON body: {exc}"})
 
     def score(
         predictor: Predictor, arrays: dict[str, np.ndarray], endpoint: str, started: float, route: str
@@ -279,7 +277,7 @@ def create_app(state: ServingState) -> Any:
         predictor, route = state.route(first.get(state.canary_key) if state.canary_key else None)
         version = predictor.bundle.version  # one model for the whole request, even across a swap
         if error is not None:
-            return failed("predict", version, error.status_code, orjson.loads(error.body))
+            return failed("predict", version, *error)
         if not isinstance(rows, list):
             problem = 'the body must be a JSON object {"rows": [{column: value, ...}, ...]}'
             return failed("predict", version, 422, {"error": problem})
@@ -312,13 +310,13 @@ def create_app(state: ServingState) -> Any:
     @app.get("/v2/models/{name}")
     async def metadata(name: str) -> Response:
         if name != state.model:
-            return reply({"error": f"unknown model '{name}'; this server serves '{state.model}'"}, 404)
+            return reply({"error": _unknown_model(name, state.model)}, 404)
         return reply(_metadata(state.predictor))
 
     @app.get("/v2/models/{name}/ready")
     async def model_ready(name: str) -> Response:
         if name != state.model:
-            return reply({"error": f"unknown model '{name}'; this server serves '{state.model}'"}, 404)
+            return reply({"error": _unknown_model(name, state.model)}, 404)
         return reply({"name": name, "ready": True})
 
     async def infer_body(name: str, body: bytes | None) -> Response:
@@ -332,10 +330,9 @@ def create_app(state: ServingState) -> Any:
         predictor, route = state.route(key[0] if isinstance(key, list) and key else None)
         version = predictor.bundle.version
         if name != predictor.bundle.model:
-            problem = f"unknown model '{name}'; this server serves '{predictor.bundle.model}'"
-            return failed("infer", version, 404, {"error": problem})
+            return failed("infer", version, 404, {"error": _unknown_model(name, predictor.bundle.model)})
         if error is not None:
-            return failed("infer", version, error.status_code, orjson.loads(error.body))
+            return failed("infer", version, *error)
         rows = len(next(iter(columns.values()))) if columns else 0
         arrays, refused = validated("infer", predictor, rows, lambda: predictor.schema.columns_to_arrays(columns))
         if refused is not None:
@@ -426,6 +423,10 @@ class _FastRoutes:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _unknown_model(name: str, served: str) -> str:
+    return f"unknown model '{name}'; this server serves '{served}'"
 
 
 def _check_token(expected: str | None, header: str) -> tuple[int, str] | None:
