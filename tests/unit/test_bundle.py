@@ -59,3 +59,22 @@ def test_rewritten_manifest_is_refused_when_the_registry_digest_is_known(tmp_pat
 def test_missing_bundle_says_to_export(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="no model bundle at .*keel export"):
         load_bundle(tmp_path / "nothing")
+
+
+def test_reference_sample_is_verified_and_only_read_when_listed(tmp_path: Path) -> None:
+    schema = InputSchema((Column("x", NUMERIC, input_name="x"),))
+    docs = {
+        "schema.json": schema.to_dict(),
+        "metadata.json": {"model": "m", "version": "1"},
+        "profile.json": {},
+        "parity.json": {},
+    }
+    digest = write_bundle(tmp_path / "with", b"onnx", docs, {"reference.parquet": b"rows"})
+    bundle = load_bundle(tmp_path / "with", digest)
+    assert bundle.reference_file == tmp_path / "with" / "reference.parquet"
+    (tmp_path / "with" / "reference.parquet").write_bytes(b"other rows")
+    with pytest.raises(BundleError, match="reference.parquet is tampered"):
+        load_bundle(tmp_path / "with", digest)
+    make_bundle(tmp_path / "without")
+    (tmp_path / "without" / "reference.parquet").write_bytes(b"planted")  # not in the manifest: ignored
+    assert load_bundle(tmp_path / "without").reference_file is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -84,3 +86,36 @@ def bootstrap_interval(
         return float("nan"), float("nan")
     tail = (1 - level) / 2
     return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
+
+
+def estimated_metrics(task: str, score: np.ndarray) -> dict[str, float]:
+    """Label-free estimates from the logged scores: expected accuracy (classification) and,
+    for binary models, expected ROC AUC."""
+    score = score[np.isfinite(score)]
+    if task == "regression" or score.size == 0:
+        return {}
+    if task == "multiclass":  # the logged score is the top class's probability
+        return {"accuracy": float(np.clip(score, 0, 1).mean())}
+    p = np.clip(score, 0, 1)
+    out = {"accuracy": float(np.maximum(p, 1 - p).mean())}
+    auc = expected_auc(p)
+    if math.isfinite(auc):
+        out["roc_auc"] = auc
+    return out
+
+
+def expected_auc(p: np.ndarray) -> float:
+    """The ROC AUC expected if each row is positive with probability ``p`` (its own score):
+    the chance that a positive outscores a negative, every pair weighted by p_i (1 - p_j),
+    ties counted half and a row never paired with itself. O(n log n)."""
+    p = np.asarray(p, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    s = p[order]
+    negative = np.concatenate([[0.0], np.cumsum(1 - s)])
+    lower = np.searchsorted(s, s, side="left")
+    upper = np.searchsorted(s, s, side="right")
+    below = negative[lower]  # negative weight strictly under each score
+    tied = negative[upper] - negative[lower] - (1 - s)  # equal scores, the row itself left out
+    numerator = float(np.sum(s * (below + 0.5 * tied)))
+    total = float(s.sum()) * float((1 - s).sum()) - float(np.sum(s * (1 - s)))
+    return numerator / total if total > 0 else float("nan")

@@ -7,6 +7,8 @@ A bundle is a directory::
     metadata.json   model, version, task, classes, metrics, lineage
     profile.json    reference profile of inputs and predictions (for monitoring)
     parity.json     native vs ONNX on held-out rows, and latency
+    reference.parquet  a sample of held-out input rows (the monitor's domain classifier);
+                    optional: bundles exported before it existed lack it
     manifest.json   {"format": 1, "files": {name: sha256}}
 
 Loading recomputes every hash and refuses a bundle that differs from its
@@ -30,6 +32,7 @@ from keel.store import atomic_write_bytes, publish_dir, sha256_file, staging_dir
 FORMAT = 1
 MANIFEST = "manifest.json"
 REQUIRED = ("model.onnx", "schema.json", "metadata.json", "profile.json", "parity.json")
+REFERENCE = "reference.parquet"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Bundle:
     metadata: dict[str, Any]
     profile: dict[str, Any]
     parity: dict[str, Any]
+    files: tuple[str, ...] = ()  # every file the manifest lists (and loading verified)
 
     @property
     def model_file(self) -> Path:
@@ -55,17 +59,28 @@ class Bundle:
     def version(self) -> str:
         return str(self.metadata["version"])
 
+    @property
+    def reference_file(self) -> Path | None:
+        """The held-out sample, verified with the rest; None in bundles exported without one
+        (a file the manifest does not list is never read)."""
+        return self.path / REFERENCE if REFERENCE in self.files else None
 
-def write_bundle(final: Path, model_onnx: bytes, documents: dict[str, Any]) -> str:
+
+def write_bundle(
+    final: Path, model_onnx: bytes, documents: dict[str, Any], files: dict[str, bytes] | None = None
+) -> str:
     """Write a bundle atomically; returns the SHA-256 of its manifest.
 
-    ``documents`` maps the JSON files' names (schema.json, ...) to their content.
+    ``documents`` maps the JSON files' names (schema.json, ...) to their content; ``files``
+    other files by name (reference.parquet) to their bytes.
     """
     staged = staging_dir(final)
     try:
         atomic_write_bytes(staged / "model.onnx", model_onnx)
         for name, content in documents.items():
             atomic_write_bytes(staged / name, json.dumps(content, indent=2, sort_keys=True).encode())
+        for name, content in (files or {}).items():
+            atomic_write_bytes(staged / name, content)
         files = {p.name: sha256_file(p) for p in sorted(staged.iterdir()) if p.is_file()}
         missing = [name for name in REQUIRED if name not in files]
         if missing:
@@ -105,6 +120,7 @@ def load_bundle(path: Path, expected_digest: str | None = None) -> Bundle:
         docs["metadata.json"],
         docs["profile.json"],
         docs["parity.json"],
+        tuple(sorted(files)),
     )
 
 
