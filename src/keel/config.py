@@ -84,6 +84,7 @@ class ServingConfig(_Section):
     reload_poll_seconds: float = Field(1.0, gt=0.0, le=3600)  # how often the server checks the champion alias
     canary_share: float = Field(0.1, ge=0.0, le=1.0)  # of requests, when a 'canary' alias exists
     canary_key: str | None = None  # a column: requests with the same value always go the same way
+    id_column: str | None = None  # a request field logged as keel_id, so labels that arrive later join
     latency_budget_ms: float = Field(10.0, gt=0.0)  # single-row p50 at export; the promotion gate checks it
 
 
@@ -113,7 +114,8 @@ class GuardConfig(_Section):
 class MonitorConfig(_Section):
     """Drift thresholds (see keel.monitoring.drift): a column drifts when its PSI is beyond what
     chance gives at these sample sizes (``alpha``) and at least ``min_psi``; ``psi_warn`` and
-    ``psi_alert`` (0.1 / 0.25, the usual rule) grade it."""
+    ``psi_alert`` (0.1 / 0.25, the usual rule) grade it. The domain classifier
+    (keel.monitoring.domain) and performance decay (keel.monitoring.performance) have theirs."""
 
     psi_warn: float = Field(0.1, gt=0.0)
     psi_alert: float = Field(0.25, gt=0.0)
@@ -122,6 +124,23 @@ class MonitorConfig(_Section):
     prediction_sigmas: float = Field(2.0, gt=0.0)  # window mean score vs training, in standard errors
     min_rows: int = Field(100, ge=1)
     webhook_url: str | None = None  # POSTed a JSON summary when a window alerts
+    performance_drop: float = Field(0.05, ge=0.0, le=1.0)  # relative to the training score (see performance.py)
+    domain_auc_drift: float = Field(0.55, gt=0.5, le=1.0)  # domain classifier AUC beyond chance: drift
+    domain_auc_alert: float = Field(0.7, gt=0.5, le=1.0)  # ... and alert
+    domain_rows: int = Field(5000, ge=100, le=1_000_000)  # reference rows stored at export; current rows drawn
+
+
+class RetrainConfig(_Section):
+    """``keel retrain``: the data window a challenger trains on, its budget, and the cooldown.
+
+    ``window_rows``: the newest rows (by ``time_column``, else the file's order) of the data;
+    None: all of it. ``cooldown_hours``: after the champion changed (promotion or rollback),
+    retraining waits this long, so a noisy signal cannot flip the champion back and forth.
+    """
+
+    window_rows: int | None = Field(None, ge=100)
+    cooldown_hours: float = Field(24.0, ge=0.0)
+    budget_seconds: float | None = Field(None, gt=0, le=7 * 24 * 3600)  # None: train.budget_seconds
 
 
 class ProjectConfig(_Section):
@@ -145,6 +164,7 @@ class ProjectConfig(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     guard: GuardConfig = GuardConfig()
     monitor: MonitorConfig = MonitorConfig()
+    retrain: RetrainConfig = RetrainConfig()
 
 
 @dataclass(frozen=True)

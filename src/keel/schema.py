@@ -34,6 +34,7 @@ LOG_REQUEST = "keel_request_id"
 LOG_LABEL = "keel_label"
 LOG_SCORE = "keel_score"
 LOG_ROUTE = "keel_route"  # champion | canary | shadow (a shadow row is a second opinion, not an answer)
+LOG_ID = "keel_id"  # the request's serving.id_column value, when configured: labels join on it
 
 
 @dataclass(frozen=True)

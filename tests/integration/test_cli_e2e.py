@@ -89,7 +89,10 @@ def test_train_export_promote_serve_rollback(project_dir: Path, start_server) ->
     assert {c["column"] for c in report["columns"]} >= {"age", "workclass", "keel_score"}
     assert all(c["chance_threshold"] > 0 for c in report["columns"])
     pages = list((project_dir / ".keel" / "reports").glob("monitor-*.html"))
-    assert len(pages) == 1 and pages[0].read_text().count("<img") == 2
+    page = pages[0].read_text() if len(pages) == 1 else ""
+    assert page.count("<img") == 3 and "Performance over time" in page  # drift, histograms, estimates
+    assert 0.0 <= report["domain"]["auc"] <= 1.0 and report["domain"]["reference_rows"] == 305
+    assert set(report["performance"]["estimated"]) == {"accuracy", "roc_auc"}
 
 
 def test_run_chains_the_stages_and_says_where_to_look(project_dir: Path) -> None:

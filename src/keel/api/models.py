@@ -15,11 +15,12 @@ import numpy as np
 from keel._version import __version__
 from keel.config import Project
 from keel.errors import ConfigError, ExportError, RegistryError
-from keel.evaluation.gate import Check, improvement_check, latency_check, parity_check, slice_check
+from keel.evaluation.gate import Check, improvement_check, latency_check, parity_check, recent_check, slice_check
 from keel.evaluation.suite import slice_groups
-from keel.exporting.bundle import Bundle, load_bundle, write_bundle
+from keel.exporting.bundle import REFERENCE, Bundle, load_bundle, write_bundle
 from keel.exporting.importance import output_sensitivity
 from keel.exporting.parity import Latency, Parity, check_parity, measure_latency
+from keel.exporting.reference import reference_estimates, reference_sample
 from keel.registry.champion import (
     BUNDLE_DIGEST_TAG,
     CHAMPION,
@@ -36,6 +37,7 @@ from keel.registry.golden import DIGEST_TAG as GOLDEN_DIGEST_TAG
 from keel.registry.golden import TARGET as GOLDEN_TARGET
 from keel.registry.golden import freeze as freeze_golden
 from keel.registry.golden import load as load_golden
+from keel.registry.golden import with_labels
 from keel.registry.mlflow_registry import MlflowRegistry, ModelVersion
 from keel.registry.refs import parse_ref
 from keel.schema import NUMERIC, InputSchema
@@ -80,6 +82,7 @@ def export(project: Project, ref: str | None = None, *, on_step: Step | None = N
     with tempfile.TemporaryDirectory() as tmp:
         files = registry.download(version.run_id, "keel", Path(tmp))
         schema, meta, profile, holdout = _run_files(files, project.config.export.parity_rows)
+        sample = reference_sample(files / "holdout.parquet", schema, project.config.monitor.domain_rows)
     classification = meta["plan"]["task"] != "regression"
     step("converting the pipeline to ONNX")
     from keel.exporting.onnx_convert import convert_pipeline
@@ -98,14 +101,15 @@ def export(project: Project, ref: str | None = None, *, on_step: Step | None = N
     latency = measure_latency(model, schema, holdout)
     step("measuring how much the output depends on each column")
     importance = output_sensitivity(model, schema, holdout, classification, seed=project.config.seed)
+    estimates = reference_estimates(model, schema, holdout, meta["plan"]["task"])
     documents = {
         "schema.json": schema.to_dict(),
-        "metadata.json": _metadata(version, meta) | {"importance": importance},
+        "metadata.json": _metadata(version, meta) | {"importance": importance, "estimated_reference": estimates},
         "profile.json": profile,
         "parity.json": {"parity": parity.to_dict(), "latency": latency.to_dict()},
     }
     bundle = store.bundle_dir(version.name, version.version)
-    digest = write_bundle(bundle, model, documents)
+    digest = write_bundle(bundle, model, documents, {REFERENCE: sample})
     step("recording the bundle in the registry")
     registry.log_artifacts(version.run_id, bundle, "bundle")
     registry.set_version_tags(
@@ -122,7 +126,9 @@ def export(project: Project, ref: str | None = None, *, on_step: Step | None = N
     return ExportResult(version, bundle, digest, parity, latency)
 
 
-def promote(project: Project, ref: str | None = None, *, force: bool = False, reason: str = "") -> AliasChange:
+def promote(
+    project: Project, ref: str | None = None, *, force: bool = False, reason: str = "", recent: bool = False
+) -> AliasChange:
     """Make a version the champion if the gate passes (see ``keel.evaluation.gate``).
 
     The version must be exported (its bundle intact). Against a current champion, both
@@ -130,6 +136,10 @@ def promote(project: Project, ref: str | None = None, *, force: bool = False, re
     challenger must beat the champion with a paired interval above zero, and no configured
     slice may regress. Parity and latency from the export are checked too. Nothing changes
     until every check has run; a refusal is recorded and raised as ``PromotionRefused``.
+
+    ``recent`` (what ``keel retrain`` asks for): also score both on the challenger's hold-out
+    rows, the newest labelled window it was given, where it may not be worse than the champion
+    by more than ``guard.max_slice_regression``.
     """
     registry, version = resolve(project, ref)
     store = Store(project.store_path).ensure()
@@ -177,6 +187,8 @@ def promote(project: Project, ref: str | None = None, *, force: bool = False, re
             _unseen_check(project, version, frame),
             *checks,
         ]
+        if recent:
+            checks.append(_recent_check(registry, version, champion, challenger, guard.max_slice_regression))
         note = f"golden set {digest[:12]} ({len(frame):,} rows)"
     if current is None and not registry.model_tags(version.name).get(GOLDEN_DIGEST_TAG):
         _freeze_golden(registry, store, version)
@@ -242,6 +254,23 @@ def _unseen_check(project: Project, version: ModelVersion, golden: Any) -> Check
     if share > GOLDEN_OVERLAP:
         detail += f"; more than {GOLDEN_OVERLAP:.0%}: its score on them is not a held-out score (another split?)"
     return Check("golden rows unseen", share <= GOLDEN_OVERLAP, detail, {"overlap": overlap, "rows": len(golden)})
+
+
+def _recent_check(
+    registry: MlflowRegistry, version: ModelVersion, champion: Bundle, challenger: Bundle, max_regression: float
+) -> Check:
+    """Both bundles on the challenger's hold-out rows (its newest labelled window)."""
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = registry.download(version.run_id, "keel", Path(tmp))
+        meta = json.loads((files / "model_meta.json").read_text())
+        holdout = with_labels(pq.read_table(files / "holdout.parquet"), meta.get("classes"))
+    y, champion_out, challenger_out = _score_golden(holdout.to_pandas(), champion, challenger)
+    metric = champion.metadata["metric"]
+    return recent_check(
+        metric, _greater_is_better(metric), y, champion_out, challenger_out, max_regression=max_regression
+    )
 
 
 def _exported_bundle(store: Store, version: ModelVersion) -> Bundle:

@@ -13,10 +13,12 @@ from typing import Any
 from keel.api.serving import load_alias
 from keel.config import Project
 from keel.errors import ConfigError, MonitorError
+from keel.monitoring.domain import DomainLimits, domain_check
 from keel.monitoring.drift import DriftReport, Thresholds, report
 from keel.monitoring.log import read_log
+from keel.monitoring.performance import LOG_TRUTH, Target, performance
 from keel.profile import load_profile
-from keel.schema import LOG_TIME
+from keel.schema import LOG_ID, LOG_TIME
 from keel.store import Store, atomic_write_bytes, atomic_write_json
 
 WINDOW = re.compile(r"^(\d+)([mhdw])$")
@@ -30,15 +32,22 @@ def monitor(
     since: str | None = None,
     until: str | None = None,
     window: str | None = None,
+    labels: Path | str | None = None,
 ) -> tuple[DriftReport, Path]:
     """Drift of every input column and the predictions over [since, until) (default: the whole
     log), and, with ``window`` (``30m``, ``6h``, ``1d``, ``1w``), of each window in it; the
     report is saved as JSON and as HTML with plots beside it (same name, ``.html``). Windows
-    with fewer than ``monitor.min_rows`` rows are skipped."""
+    with fewer than ``monitor.min_rows`` rows are skipped.
+
+    Each report also has the domain classifier's verdict (bundles with a reference sample)
+    and the label-free performance estimate; with ``labels`` (a CSV or Parquet file of the
+    ``serving.id_column`` and the target), the measured metric with its interval, joined by id.
+    """
     start, end = _instant(since, "--since"), _instant(until, "--until")  # bad options fail first
     step = _window(window)
     store = Store(project.store_path)
     bundle = load_alias(store, project.name, alias)
+    truth = _read_labels(project, labels) if labels is not None else None
     table = read_log(store.predictions_dir(project.name), bundle.version)
     if table is not None:
         table = _between(table, start, end)
@@ -54,16 +63,29 @@ def monitor(
     limits = Thresholds(
         settings.psi_warn, settings.psi_alert, settings.min_psi, settings.alpha, settings.prediction_sigmas
     )
+    if truth is not None:
+        table = _join_labels(table, truth, project.config.serving.id_column or "")
     profile = load_profile(bundle.profile)
     importance = bundle.metadata.get("importance")  # bundles exported before it was measured: None
-    overall = report(bundle.model, bundle.version, profile, table, limits, _iso(start), _iso(end), importance)
+    target = _target(project, bundle)
+    reference = _reference(bundle)
+    domain = DomainLimits(
+        settings.domain_auc_drift, settings.domain_auc_alert, settings.alpha, settings.domain_rows, project.config.seed
+    )
+    kinds = {c.name: c.kind for c in bundle.schema.columns}
+
+    def one(part: Any, lo: datetime | None, hi: datetime | None) -> DriftReport:
+        drift = report(bundle.model, bundle.version, profile, part, limits, _iso(lo), _iso(hi), importance)
+        return replace(
+            drift,
+            performance=performance(target, part),
+            domain=None if reference is None else domain_check(reference, part, kinds, domain),
+        )
+
+    overall = one(table, start, end)
     windows = []
     if step is not None:
-        for lo, part in _windows(table, step):
-            if part.num_rows >= settings.min_rows:
-                windows.append(
-                    report(bundle.model, bundle.version, profile, part, limits, _iso(lo), _iso(lo + step), importance)
-                )
+        windows = [one(part, lo, lo + step) for lo, part in _windows(table, step) if part.num_rows >= settings.min_rows]
     result = replace(overall, windows=windows)
     path = store.reports_dir() / f"monitor-{bundle.model}-{time.strftime('%Y%m%dT%H%M%S')}.json"
     atomic_write_json(path, result.to_dict())
@@ -101,6 +123,86 @@ def notify(url: str, result: DriftReport, report_path: Path) -> str | None:
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"
     return None if response.status_code < 300 else f"HTTP {response.status_code}"
+
+
+def _target(project: Project, bundle: Any) -> Target:
+    meta = bundle.metadata
+    from keel.planning.rules import LOWER_IS_BETTER
+
+    return Target(
+        task=meta["task"],
+        metric=meta["metric"],
+        greater_is_better=meta["metric"] not in LOWER_IS_BETTER,
+        classes=meta.get("classes"),
+        reference={k: float(v) for k, v in meta.get("metrics", {}).items() if isinstance(v, int | float)},
+        estimated_reference=meta.get("estimated_reference") or {},
+        drop=project.config.monitor.performance_drop,
+        resamples=project.config.guard.resamples,
+        seed=project.config.seed,
+    )
+
+
+def _reference(bundle: Any) -> Any:
+    """The bundle's held-out sample as a pyarrow Table (None for bundles without one)."""
+    import pyarrow.parquet as pq
+
+    file = bundle.reference_file
+    return None if file is None else pq.read_table(file)
+
+
+def _read_labels(project: Project, path: Path | str) -> Any:
+    """The labels file as a table of (id, target), checked: the id column configured and
+    present, the target present, every id once."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from keel.data.load import load_table
+
+    id_column = project.config.serving.id_column
+    target = project.config.target
+    if not id_column:
+        raise ConfigError(
+            "--labels needs serving.id_column in keel.yaml: the request field that identifies a row.",
+            hint="Set serving.id_column, send that field with every request (the server logs it as keel_id), "
+            "then join labels on it.",
+        )
+    frame = load_table(Path(path))
+    missing = [c for c in (id_column, target) if c not in frame.columns]
+    if missing:
+        raise MonitorError(
+            f"labels file {path} lacks column(s) {', '.join(missing)}.",
+            hint=f"It needs the id column '{id_column}' and the target '{target}'; it has: "
+            f"{', '.join(map(str, frame.columns))}.",
+        )
+    table = pa.table({"id": pa.array(frame[id_column].astype(str).to_numpy()), LOG_TRUTH: frame[target].to_numpy()})
+    counts = pc.value_counts(table["id"])
+    repeated = [item["values"] for item in counts.to_pylist() if item["counts"] > 1]
+    if repeated:
+        raise MonitorError(
+            f"labels file {path} has {len(repeated):,} id(s) more than once (e.g. {', '.join(repeated[:3])}).",
+            hint="Keep one label per id.",
+        )
+    return table
+
+
+def _join_labels(table: Any, truth: Any, id_column: str) -> Any:
+    """The log with a keel_truth column: each row's label by its logged id, null where none came."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if LOG_ID not in table.column_names:
+        raise MonitorError(
+            f"the prediction log has no ids, so labels cannot be joined (serving.id_column is '{id_column}').",
+            hint="Restart the server after setting serving.id_column, and send that field with each request.",
+        )
+    position = pc.index_in(table[LOG_ID], value_set=truth["id"])
+    joined = pc.take(truth[LOG_TRUTH], position)
+    if joined.null_count == len(joined):
+        raise MonitorError(
+            f"none of the {len(truth):,} labels matches a logged id in this range.",
+            hint="Check that the labels' ids are the values sent in the requests, and --since/--until.",
+        )
+    return table.append_column(LOG_TRUTH, pa.chunked_array([joined]) if isinstance(joined, pa.Array) else joined)
 
 
 def _instant(text: str | None, option: str) -> datetime | None:

@@ -66,6 +66,7 @@ def build_app(project: Project, alias: str = "champion", bundle: Bundle | None =
         source if follow else None,
         canary_share=settings.canary_share,
         canary_key=settings.canary_key,
+        id_column=settings.id_column,
     )
     return create_app(state)
 

@@ -337,7 +337,6 @@ def _log_model(tracker: Tracker, candidate: Candidate, data: Prepared, tags: dic
 
 def _write_run_files(folder: Path, candidate: Candidate, data: Prepared, tags: dict[str, str]) -> None:
     """What export and reproduction need beside the model: schema, meta, hold-out rows, profile."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     meta = {
@@ -355,9 +354,26 @@ def _write_run_files(folder: Path, candidate: Candidate, data: Prepared, tags: d
     (folder / "model_meta.json").write_text(json.dumps(meta, indent=2, default=str))
     (folder / "schema.json").write_text(json.dumps(data.schema.to_dict(), indent=2))
     (folder / "requirements.txt").write_text(manifest.frozen_requirements())
-    holdout = data.rows(data.test) | {"keel_target": data.y[data.test]}
-    pq.write_table(pa.table(holdout), folder / "holdout.parquet")
+    pq.write_table(_holdout_table(data), folder / "holdout.parquet")
     (folder / "profile.json").write_text(json.dumps(_profile(candidate, data)))
+
+
+def _holdout_table(data: Prepared) -> Any:
+    """The test rows: canonical inputs, the encoded target, and every other column as it came
+    (the golden set is frozen from this table, and a later challenger may use columns that
+    this model's triage left out, e.g. ones that were constant until then)."""
+    import pyarrow as pa
+
+    table = pa.table(data.rows(data.test) | {"keel_target": data.y[data.test]})
+    context = data.context_rows(data.test)
+    for name in context.columns:
+        values = context[name]
+        try:
+            column = pa.array(values, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: keep them as text
+            column = pa.array(values.astype("string"), from_pandas=True)
+        table = table.append_column(str(name), column)
+    return table
 
 
 def _profile(candidate: Candidate, data: Prepared) -> dict[str, Any]:

@@ -26,18 +26,23 @@ def monitor(
     webhook: Annotated[
         str | None, typer.Option(help="POST a JSON summary here when something alerts (default: monitor.webhook_url).")
     ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(help="CSV or Parquet of serving.id_column and the target: measure performance per window."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON.")] = False,
 ) -> None:
     """Compare logged inputs and predictions with the training profile: PSI and Jensen-Shannon
     distance per column against a threshold calibrated for the sample size, unseen categories,
-    new nulls, and the mean prediction on training's control chart."""
+    new nulls, the mean prediction on training's control chart, a domain classifier over all
+    columns, and performance: estimated from confidences, measured when --labels arrive."""
     import json
 
     from keel.api.monitor import monitor as run_monitor
     from keel.api.monitor import notify
 
     project = project_of(ctx)
-    report, path = run_monitor(project, since=since, until=until, window=window)
+    report, path = run_monitor(project, since=since, until=until, window=window, labels=labels)
     alerting = report.alerting or any(w.alerting for w in report.windows)
     if as_json:
         console().print_json(json.dumps(report.to_dict()))
@@ -88,6 +93,12 @@ def _print(report: Any, path: Any) -> None:
     shift = report.prediction
     if shift is not None:
         out.print(f"{shift.describe()}: {'[bold red]alert[/]' if shift.alert else 'ok'}")
+    if report.domain is not None:
+        status = report.domain.status
+        out.print(f"{report.domain.describe()}: {'[bold red]alert[/]' if status == 'alert' else status}")
+    if report.performance is not None and (report.performance.estimated or report.performance.metric):
+        verdict = " [bold red]decayed[/]" if report.performance.decayed else ""
+        out.print(f"performance: {report.performance.describe()}{verdict}")
     moved = report.moved
     out.print(
         "moved: " + ", ".join(f"{c.column} ({c.status}, PSI {c.psi:.3f})" for c in moved)
@@ -97,6 +108,11 @@ def _print(report: Any, path: Any) -> None:
     for w in report.windows:
         flagged = ", ".join(c.column for c in w.moved) or "none"
         pred = "" if w.prediction is None else f", mean prediction {w.prediction.sigmas:+.1f} SE"
+        if w.domain is not None:
+            pred += f", domain AUC {w.domain.auc:.3f}"
+        perf = w.performance
+        if perf is not None and perf.value is not None:
+            pred += f", {perf.metric} {perf.value:.3f} [{perf.low:.3f}, {perf.high:.3f}]"
         mark = " [bold red]ALERT[/]" if w.alerting else ""
         out.print(f"  {w.start} .. {w.end}: {w.rows:,} rows, moved: {flagged}{pred}{mark}")
     out.print(f"report: {path.with_suffix('.html')} (JSON: {path.name})")

@@ -118,6 +118,31 @@ def slice_check(
     return Check("no slice regresses", True, detail, {"slices": rows})
 
 
+def recent_check(
+    metric: str,
+    greater_is_better: bool,
+    y: np.ndarray,
+    champion: np.ndarray,
+    challenger: np.ndarray,
+    *,
+    max_regression: float,
+) -> Check:
+    """On the newest labelled rows (the challenger's hold-out: with a time column, the latest
+    rows it was given), the challenger may not be worse than the champion by more than
+    ``max_regression`` of the champion's score. The golden set asks for proof of a gain on
+    frozen rows; this asks that the gain does not come at the cost of today's data."""
+    sign = 1.0 if greater_is_better else -1.0
+    old, new = metric_value(metric, y, champion), metric_value(metric, y, challenger)
+    drop = sign * (old - new) / max(abs(old), 1e-12)
+    passed = bool(np.isfinite(drop) and drop <= max_regression)
+    detail = (
+        f"{metric} {new:.4f} vs champion {old:.4f} on the {len(y):,} newest labelled rows "
+        f"({-drop:+.1%}; may not be worse by more than {max_regression:.1%})"
+    )
+    numbers = {"metric": metric, "challenger": new, "champion": old, "drop": drop, "rows": len(y)}
+    return Check("newest labelled window", passed, detail, numbers)
+
+
 def parity_check(parity: dict[str, Any]) -> Check:
     """The export's recorded parity (native pipeline vs ONNX graph)."""
     passed = bool(parity.get("passed"))

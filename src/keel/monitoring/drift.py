@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from keel.monitoring.domain import DomainCheck
+from keel.monitoring.performance import Performance
 from keel.profile import ColumnProfile, psi
 from keel.schema import LOG_SCORE, MISSING_CATEGORY, NUMERIC
 
@@ -99,6 +101,8 @@ class DriftReport:
     start: str | None = None
     end: str | None = None
     windows: list[DriftReport] = field(default_factory=list)  # per --window, when asked
+    performance: Performance | None = None  # estimated, and measured where labels joined
+    domain: DomainCheck | None = None  # the multivariate check (bundles with a reference sample)
 
     @property
     def moved(self) -> list[ColumnDrift]:
@@ -110,8 +114,14 @@ class DriftReport:
 
     @property
     def alerting(self) -> bool:
-        """An alert for schedulers: a column at ``alert`` or the prediction rule."""
-        return bool(self.alerts) or (self.prediction is not None and self.prediction.alert)
+        """An alert for schedulers: a column at ``alert``, the prediction rule, the domain
+        classifier at ``alert``, or measured performance that decayed."""
+        return (
+            bool(self.alerts)
+            or (self.prediction is not None and self.prediction.alert)
+            or (self.domain is not None and self.domain.status == "alert")
+            or (self.performance is not None and self.performance.decayed)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -32,6 +32,12 @@ def render_html(report: DriftReport, min_psi: float, sigmas: float) -> str:
     if report.windows:
         parts.append("<h2>Over time</h2>")
         parts.append(embed_png(_plot_over_time(report, min_psi, sigmas)))
+        if any(
+            w.performance is not None and (w.performance.value is not None or w.performance.estimated)
+            for w in report.windows
+        ):
+            parts.append("<h2>Performance over time</h2>")
+            parts.append(embed_png(_plot_performance(report)))
     moved = [c for c in report.columns if c.status != "ok"][:MAX_HISTOGRAMS] or report.columns[:2]
     if moved:
         parts.append("<h2>Reference vs current</h2>")
@@ -51,6 +57,13 @@ def _summary(report: DriftReport) -> str:
     if shift is not None:
         verdict = "<span class='sev block'>alert</span>" if shift.alert else "ok"
         items.append(f"<li>{_e(shift.describe())}: {verdict}</li>")
+    if report.domain is not None:
+        verdict = "<span class='sev block'>alert</span>" if report.domain.status == "alert" else report.domain.status
+        items.append(f"<li>{_e(report.domain.describe())}: {verdict}</li>")
+    perf = report.performance
+    if perf is not None and (perf.estimated or perf.metric):
+        verdict = " <span class='sev block'>decayed</span>" if perf.decayed else ""
+        items.append(f"<li>performance: {_e(perf.describe())}{verdict}</li>")
     alerting = [w for w in report.windows if w.alerting]
     if report.windows:
         items.append(f"<li>{len(report.windows)} windows, {len(alerting)} alerting</li>")
@@ -113,6 +126,47 @@ def _plot_over_time(report: DriftReport, min_psi: float, sigmas: float) -> bytes
         ax.set_title("Mean prediction per window")
         ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
         ax.legend(fontsize=7)
+    return figure_png(fig)
+
+
+def _plot_performance(report: DriftReport) -> bytes:
+    """The measured metric per window with its interval and the decay line, and the label-free
+    estimates beside it."""
+    plt = pyplot()
+    windows = report.windows
+    labels = [str(w.start)[:16] for w in windows]
+    x = np.arange(len(windows))
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    measured = [(i, w.performance) for i, w in enumerate(windows) if w.performance and w.performance.value is not None]
+    if measured:
+        first = measured[0][1]
+        values = [p.value for _, p in measured]
+        ax.errorbar(
+            [i for i, _ in measured],
+            values,
+            yerr=[
+                [v - p.low for v, (_, p) in zip(values, measured, strict=True)],
+                [p.high - v for v, (_, p) in zip(values, measured, strict=True)],
+            ],
+            marker="o",
+            capsize=3,
+            label=f"{first.metric} measured (95% interval)",
+        )
+        if first.reference is not None:
+            ax.axhline(first.reference, color="black", linewidth=1, label="at training")
+        if first.tolerated is not None:
+            ax.axhline(first.tolerated, color="#c62828", linestyle="--", linewidth=1, label="decay line")
+    names = sorted({k for w in windows if w.performance for k in w.performance.estimated})
+    for name in names:
+        points = [
+            (i, w.performance.estimated[name])
+            for i, w in enumerate(windows)
+            if w.performance and name in w.performance.estimated
+        ]
+        ax.plot([i for i, _ in points], [v for _, v in points], linestyle=":", marker=".", label=f"{name} estimated")
+    ax.set_title("Performance per window")
+    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    ax.legend(fontsize=7)
     return figure_png(fig)
 
 

@@ -33,14 +33,10 @@ def freeze(
     """Freeze ``holdout`` (a pyarrow table of inputs and the encoded target) as the golden set of
     ``version``'s model; the target is stored as the class label, so models whose class order
     differs still score it alike."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if classes is not None:
-        labels = np.asarray(classes, dtype=object)[holdout.column(TARGET).to_numpy().astype(np.int64)]
-        holdout = holdout.set_column(holdout.schema.get_field_index(TARGET), TARGET, pa.array(labels.astype(str)))
     buffer = io.BytesIO()
-    pq.write_table(holdout, buffer)
+    pq.write_table(with_labels(holdout, classes), buffer)
     data = buffer.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     path = atomic_write_bytes(store.golden_file(version.name, digest), data)
@@ -49,6 +45,17 @@ def freeze(
         registry.log_artifacts(version.run_id, Path(tmp), ARTIFACT_DIR)
     registry.set_model_tags(version.name, {DIGEST_TAG: digest, RUN_TAG: version.run_id})
     return digest
+
+
+def with_labels(holdout: Any, classes: list[str] | None) -> Any:
+    """A run's hold-out table (pyarrow) with its target as class labels instead of the run's
+    class indices (regression: unchanged)."""
+    import pyarrow as pa
+
+    if classes is None:
+        return holdout
+    labels = np.asarray(classes, dtype=object)[holdout.column(TARGET).to_numpy().astype(np.int64)]
+    return holdout.set_column(holdout.schema.get_field_index(TARGET), TARGET, pa.array(labels.astype(str)))
 
 
 def load(registry: MlflowRegistry, store: Store, name: str) -> tuple[Any, str] | None:

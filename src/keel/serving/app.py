@@ -52,6 +52,7 @@ from keel._version import __version__
 from keel.errors import KeelError, SchemaError
 from keel.exporting.bundle import Bundle
 from keel.schema import (
+    LOG_ID,
     LOG_LABEL,
     LOG_MODEL,
     LOG_REQUEST,
@@ -96,6 +97,7 @@ class ServingState:
     routes: dict[str, Predictor] = field(default_factory=dict)  # canary, shadow
     canary_share: float = 0.1
     canary_key: str | None = None
+    id_column: str | None = None  # a request field logged as keel_id (not a model input)
 
     def route(self, key: Any) -> tuple[Predictor, str]:
         """The predictor that answers this request: the canary for its share, else the champion."""
@@ -222,15 +224,20 @@ def create_app(state: ServingState) -> Any:
             return None, (400, {"error": f"malformed JSON body: {exc}"})
 
     def score(
-        predictor: Predictor, arrays: dict[str, np.ndarray], endpoint: str, started: float, route: str
+        predictor: Predictor,
+        arrays: dict[str, np.ndarray],
+        endpoint: str,
+        started: float,
+        route: str,
+        ids: np.ndarray | None,
     ) -> tuple[Predictions, str]:
         outputs = predictor.predict(arrays)
         request_id = next_id()
-        state.log.append(*_log_entry(predictor, arrays, outputs, request_id, route))
+        state.log.append(*_log_entry(predictor, arrays, outputs, request_id, route, ids))
         state.metrics.observe(endpoint, predictor.bundle.version, time.perf_counter() - started, outputs.score)
         return outputs, request_id
 
-    def shadow_task(rows: Any, columns: Any, request_id: str) -> BackgroundTask | None:
+    def shadow_task(rows: Any, columns: Any, request_id: str, ids: np.ndarray | None) -> BackgroundTask | None:
         """Score the request with the shadow after the response has gone; log it, answer nobody."""
         shadow = state.routes.get(SHADOW)
         if shadow is None:
@@ -241,7 +248,7 @@ def create_app(state: ServingState) -> Any:
                 schema = shadow.schema
                 arrays = schema.rows_to_arrays(rows) if rows is not None else schema.columns_to_arrays(columns)
                 outputs = shadow.predict(arrays)
-                state.log.append(*_log_entry(shadow, arrays, outputs, request_id, SHADOW))
+                state.log.append(*_log_entry(shadow, arrays, outputs, request_id, SHADOW, ids))
                 state.metrics.observe("shadow", shadow.bundle.version, 0.0, outputs.score)
             except Exception as exc:  # the shadow must never hurt the answer
                 state.metrics.errors.labels("shadow", shadow.bundle.version, type(exc).__name__).inc()
@@ -284,7 +291,8 @@ def create_app(state: ServingState) -> Any:
         arrays, refused = validated("predict", predictor, len(rows), lambda: predictor.schema.rows_to_arrays(rows))
         if refused is not None:
             return refused
-        outputs, request_id = score(predictor, arrays, "predict", started, route)
+        ids = _ids([row.get(state.id_column) for row in rows]) if state.id_column else None
+        outputs, request_id = score(predictor, arrays, "predict", started, route, ids)
         body = {
             "model": predictor.bundle.model,
             "version": version,
@@ -292,7 +300,7 @@ def create_app(state: ServingState) -> Any:
             "predictions": predictor.to_json(outputs),
         }
         response = reply(body)
-        response.background = shadow_task(rows, None, request_id)
+        response.background = shadow_task(rows, None, request_id, ids)
         return response
 
     @app.post("/predict", openapi_extra=_request_doc(state.predictor.schema))
@@ -337,7 +345,9 @@ def create_app(state: ServingState) -> Any:
         arrays, refused = validated("infer", predictor, rows, lambda: predictor.schema.columns_to_arrays(columns))
         if refused is not None:
             return refused
-        outputs, logged_id = score(predictor, arrays, "infer", started, route)
+        given = columns.get(state.id_column) if state.id_column else None
+        ids = _ids(given) if isinstance(given, list) and len(given) == rows else None
+        outputs, logged_id = score(predictor, arrays, "infer", started, route, ids)
         body = {
             "model_name": predictor.bundle.model,
             "model_version": version,
@@ -346,7 +356,7 @@ def create_app(state: ServingState) -> Any:
             "outputs": _infer_outputs(predictor, outputs),
         }
         response = reply(body)
-        response.background = shadow_task(None, columns, logged_id)
+        response.background = shadow_task(None, columns, logged_id, ids)
         return response
 
     @app.post("/v2/models/{name}/infer", openapi_extra=_infer_doc(state.predictor.schema))
@@ -509,15 +519,28 @@ def _metadata(predictor: Predictor) -> dict[str, Any]:
 
 
 def _log_entry(
-    predictor: Predictor, arrays: dict[str, np.ndarray], outputs: Predictions, request_id: str, route: str
+    predictor: Predictor,
+    arrays: dict[str, np.ndarray],
+    outputs: Predictions,
+    request_id: str,
+    route: str,
+    ids: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """A request's prediction-log rows: outputs and inputs per row, and its tags (one value per request)."""
+    """A request's prediction-log rows: outputs and inputs per row (and the rows' ids, when the
+    server logs them), and its tags (one value per request)."""
     bundle = predictor.bundle
     tags = {LOG_MODEL: bundle.model, LOG_VERSION: bundle.version, LOG_REQUEST: request_id, LOG_ROUTE: route}
     columns = (
         {LOG_SCORE: outputs.score} if outputs.labels is None else {LOG_SCORE: outputs.score, LOG_LABEL: outputs.labels}
     )
+    if ids is not None:
+        columns[LOG_ID] = ids
     return columns | arrays, tags
+
+
+def _ids(values: list[Any]) -> np.ndarray:
+    """The rows' ids as strings (None where a row sent none), for the log's keel_id column."""
+    return np.array([None if v is None else str(v) for v in values], dtype=object)
 
 
 def _row_schema(schema: InputSchema) -> dict[str, Any]:

@@ -36,6 +36,13 @@ class Prepared:
     search_train: np.ndarray  # the training rows the search fits on
     valid: np.ndarray | None  # early stopping and trial scores; None when the search cross-validates
     config: ProjectConfig  # the settings that produced this preparation (recorded for reproduction)
+    context: Any = None  # the other columns (not inputs, not the target) as a DataFrame, row-aligned
+
+    def context_rows(self, index: np.ndarray) -> Any:
+        """The non-input columns of these rows (a DataFrame; empty without any)."""
+        import pandas as pd
+
+        return pd.DataFrame() if self.context is None else self.context.iloc[index].reset_index(drop=True)
 
     def rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
         return {name: values[index] for name, values in self.x.items()}
@@ -79,7 +86,9 @@ def prepare(frame: Any, config: ProjectConfig, source: str, triage: TriageReport
             y[train], classification=plan.classification, test_size=config.train.validation_size, seed=config.seed
         )
         search_train, valid = train[inner_train], train[inner_valid]
-    return Prepared(schema, plan, classes, schema.frame_to_arrays(frame), y, train, test, search_train, valid, config)
+    context = frame[[c for c in frame.columns if c not in schema.names and c != config.target]]
+    arrays = schema.frame_to_arrays(frame)
+    return Prepared(schema, plan, classes, arrays, y, train, test, search_train, valid, config, context)
 
 
 def prepare_recorded(store: Store, tags: dict[str, str]) -> tuple[DatasetVersion, Prepared]:
