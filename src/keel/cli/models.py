@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         ("promote", promote),
         ("rollback", rollback),
         ("history", history),
+        ("retrain", retrain),
         ("run", run),
     ):
         app.command(name)(command)
@@ -49,6 +50,45 @@ def train(
 
     _project, result = _with_progress(run_train, ctx, data, budget, allow, reason, hypothesis, resume)
     _render_training(result)
+
+
+def retrain(
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="The data to retrain on (default: keel.yaml's), newest rows last.")
+    ] = None,
+    trigger: Annotated[
+        str, typer.Option(help="schedule: always train a challenger; drift: only when the monitor alerts.")
+    ] = "schedule",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train a challenger on the newest window of data (golden rows left out), export it, and let
+    the promotion gate decide: golden set, slices, the newest labelled rows, parity, latency.
+    Waits out retrain.cooldown_hours after any champion change. Exit 0 when promoted or
+    skipped, 5 when the gate refused (the champion stays)."""
+    import json
+
+    from keel.api.retrain import retrain as run_retrain
+    from keel.errors import RegistryError
+
+    project = project_of(ctx)
+    with status("retraining") as step:
+        result = run_retrain(project, data=data, trigger=trigger, on_step=step)
+    out = console()
+    if as_json:
+        out.print_json(json.dumps(result.to_dict(), default=str))
+    else:
+        if result.action == "skipped":
+            out.print(f"skipped: {result.reason}")
+        else:
+            out.print(
+                f"challenger {project.name}@{result.challenger}: trained on {result.rows:,} rows "
+                f"({result.golden_excluded:,} golden rows left out) in {result.seconds:.0f} s"
+            )
+            if result.change is not None:
+                _render_change(result.change)
+    if result.action == "refused":
+        raise typer.Exit(RegistryError.exit_code)
 
 
 def export(ctx: typer.Context, ref: RefArgument = None) -> None:
