@@ -57,15 +57,17 @@ python - "$DATA" "$PORT" <<'PY'
 import json, sys
 import httpx, pandas as pd
 data, port = sys.argv[1], sys.argv[2]
-frame = pd.read_parquet(data).drop(columns=["income", "split"]).sample(2000, random_state=1)
-rows = json.loads(frame.to_json(orient="records"))
+sample = pd.read_parquet(data).sample(2000, random_state=1).reset_index(drop=True)
+sample["row_id"] = [f"r{i}" for i in range(len(sample))]  # serving.id_column: logged with each prediction
+rows = json.loads(sample.drop(columns=["income", "split"]).to_json(orient="records"))
 for r in rows[1000:]:
     r["age"] = min(int(r["age"]) + 20, 90)
     r["hours-per-week"] = 60
 with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
     for start in range(0, 2000, 100):
         client.post("/predict", json={"rows": rows[start:start + 100]}).raise_for_status()
-print("sent 2,000 rows in 20 requests")
+sample[["row_id", "income"]].to_csv("labels.csv", index=False)  # the outcomes, as they would arrive later
+print("sent 2,000 rows in 20 requests; their labels are in labels.csv")
 PY
 kill -INT $SERVER && wait $SERVER || true
 trap - EXIT
@@ -73,8 +75,11 @@ trap - EXIT
 step "keel predict: batch scoring with the same ONNX bundle"
 keel predict "$DATA" -o "$DEMO/predictions.parquet"
 
-step "keel monitor: logged traffic vs the training profile"
-keel monitor
+step "keel monitor --labels: logged traffic vs the training profile, and performance from the labels joined by row_id"
+keel monitor --labels labels.csv
+
+step "keel retrain: the champion was promoted minutes ago, so the cooldown holds (cron: keel retrain --trigger drift)"
+keel retrain
 
 step "Where to look"
 VERSION="$(python -c 'import json; print(json.load(open(".keel/serving/adult-income.json"))["aliases"]["champion"])')"

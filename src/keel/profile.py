@@ -90,7 +90,9 @@ def build_profile(arrays: dict[str, np.ndarray], kinds: dict[str, str]) -> dict[
 
 
 def load_profile(raw: dict[str, Any]) -> dict[str, ColumnProfile]:
-    return {name: ColumnProfile(**spec) for name, spec in raw.items()}
+    """The column profiles of a profile.json (keys starting with ``keel_slices`` hold per-slice
+    statistics instead, see keel.monitoring.slices)."""
+    return {name: ColumnProfile(**spec) for name, spec in raw.items() if not name.startswith("keel_slices")}
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:

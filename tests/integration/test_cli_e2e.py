@@ -93,6 +93,7 @@ def test_train_export_promote_serve_rollback(project_dir: Path, start_server) ->
     assert page.count("<img") == 3 and "Performance over time" in page  # drift, histograms, estimates
     assert 0.0 <= report["domain"]["auc"] <= 1.0 and report["domain"]["reference_rows"] == 305
     assert set(report["performance"]["estimated"]) == {"accuracy", "roc_auc"}
+    assert {g["group"] for g in report["slices"] if g["column"] == "sex"} >= {"Female", "Male"}
 
 
 def test_run_chains_the_stages_and_says_where_to_look(project_dir: Path) -> None:

@@ -126,3 +126,27 @@ def test_domain_classifier_sees_a_joint_change_the_marginals_hide() -> None:
     assert check is not None and check.status == "alert" and check.auc > 0.8
     assert {c["column"] for c in check.columns[:2]} == {"a", "b"}
     assert domain_check(correlated(30, 0.8, rng), correlated(30, 0.8, rng), KINDS, DomainLimits()) is None
+
+
+def test_slices_keep_training_groups_and_show_which_group_moved() -> None:
+    from keel.monitoring.slices import slice_drift, slice_profile
+
+    rng = np.random.default_rng(21)
+    n = 4000
+    sex = rng.choice(np.array(["F", "M"], dtype=object), n)
+    age = rng.uniform(20, 70, n)
+    score = np.clip(rng.normal(0.3, 0.1, n), 0, 1)
+    profile = slice_profile({"sex": (CATEGORICAL, sex), "age": (NUMERIC, age)}, score)
+    assert set(profile["sex"]["groups"]) == {"F", "M"} and len(profile["age"]["edges"]) == 3
+
+    now_sex = rng.choice(np.array(["F", "M", "X"], dtype=object), n, p=[0.45, 0.45, 0.1])
+    now_score = np.clip(rng.normal(0.3, 0.1, n), 0, 1)
+    now_score[now_sex == "F"] += 0.05  # only one group's predictions moved
+    truth = (rng.random(n) < now_score).astype(int)
+    table = pa.table({"sex": now_sex, "age": rng.uniform(20, 70, n), LOG_SCORE: now_score, LOG_TRUTH: truth})
+    groups = {(g.column, g.group): g for g in slice_drift(profile, table, binary_target(0.7), 2.0)}
+    assert groups[("sex", "F")].shifted and not groups[("sex", "M")].shifted
+    assert groups[("sex", "X")].share_reference == 0 and groups[("sex", "X")].mean_reference is None
+    assert groups[("sex", "F")].value is not None and groups[("sex", "F")].labelled == (now_sex == "F").sum()
+    quartiles = [g for g in groups.values() if g.column == "age"]
+    assert len(quartiles) == 4 and all(abs(g.share_current - 0.25) < 0.03 for g in quartiles)  # the stored edges

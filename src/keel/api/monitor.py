@@ -17,6 +17,7 @@ from keel.monitoring.domain import DomainLimits, domain_check
 from keel.monitoring.drift import DriftReport, Thresholds, report
 from keel.monitoring.log import read_log
 from keel.monitoring.performance import LOG_TRUTH, Target, performance
+from keel.monitoring.slices import SLICES_KEY, slice_drift
 from keel.profile import load_profile
 from keel.schema import LOG_ID, LOG_TIME
 from keel.store import Store, atomic_write_bytes, atomic_write_json
@@ -73,6 +74,7 @@ def monitor(
         settings.domain_auc_drift, settings.domain_auc_alert, settings.alpha, settings.domain_rows, project.config.seed
     )
     kinds = {c.name: c.kind for c in bundle.schema.columns}
+    slices = bundle.profile.get(SLICES_KEY, {})
 
     def one(part: Any, lo: datetime | None, hi: datetime | None) -> DriftReport:
         drift = report(bundle.model, bundle.version, profile, part, limits, _iso(lo), _iso(hi), importance)
@@ -80,6 +82,7 @@ def monitor(
             drift,
             performance=performance(target, part),
             domain=None if reference is None else domain_check(reference, part, kinds, domain),
+            slices=slice_drift(slices, part, target, settings.prediction_sigmas),
         )
 
     overall = one(table, start, end)

@@ -17,10 +17,11 @@ from keel.data.snapshot import DatasetVersion, snapshot
 from keel.data.triage import TriageOptions
 from keel.errors import ConfigError, TrainingError
 from keel.evaluation.metrics import bootstrap_interval, is_better, metric_value
+from keel.monitoring.slices import SLICES_KEY, slice_profile
 from keel.planning.rules import Plan
 from keel.profile import build_profile
 from keel.registry.mlflow_registry import MlflowRegistry, ModelVersion
-from keel.schema import LOG_LABEL, arrays_to_frame
+from keel.schema import LOG_LABEL, LOG_SCORE, arrays_to_frame
 from keel.store import Store
 from keel.tracking import manifest
 from keel.tracking.base import Tracker
@@ -382,7 +383,11 @@ def _profile(candidate: Candidate, data: Prepared) -> dict[str, Any]:
     inputs = build_profile(data.rows(data.train), kinds)
     predicted = predictions_of(candidate.pipeline, data, data.test)
     out_kinds = {name: ("categorical" if name == LOG_LABEL else "numeric") for name in predicted}
-    return inputs | build_profile(predicted, out_kinds)
+    profile = inputs | build_profile(predicted, out_kinds)
+    slices = {c: (kinds[c], data.x[c][data.test]) for c in data.config.evaluate.slices if c in kinds}
+    if slices:  # per-slice shares and scores on the hold-out rows (only input columns reach the log)
+        profile[SLICES_KEY] = slice_profile(slices, predicted[LOG_SCORE])
+    return profile
 
 
 def _best(candidates: list[Candidate], plan: Plan) -> Candidate:

@@ -99,6 +99,15 @@ def _print(report: Any, path: Any) -> None:
     if report.performance is not None and (report.performance.estimated or report.performance.metric):
         verdict = " [bold red]decayed[/]" if report.performance.decayed else ""
         out.print(f"performance: {report.performance.describe()}{verdict}")
+    for group in report.slices:
+        if group.shifted or group.value is not None:
+            line = f"  slice {group.column}={group.group}: {group.rows:,} rows ({group.share_current:.1%}, "
+            line += f"training {group.share_reference:.1%})"
+            if group.sigmas is not None:
+                line += f", mean score {group.mean_current:.4f} ({group.sigmas:+.1f} SE)"
+            if group.value is not None:
+                line += f", {group.metric} {group.value:.4f} on {group.labelled:,} labelled"
+            out.print(line + (" [yellow]shifted[/]" if group.shifted else ""))
     moved = report.moved
     out.print(
         "moved: " + ", ".join(f"{c.column} ({c.status}, PSI {c.psi:.3f})" for c in moved)

@@ -152,16 +152,24 @@ class SliceReport:
         return {"metric": self.metric, "groups": [asdict(g) for g in self.groups], "fairness": self.fairness}
 
 
-def slice_groups(values: np.ndarray, numeric: bool) -> np.ndarray:
-    """Each row's group: the value (categorical; '' shows as '(missing)') or its quartile range."""
+def slice_edges(values: np.ndarray) -> list[float]:
+    """The quartile edges a numeric slice column is cut at (kept, so later rows fall in the
+    same groups)."""
+    finite = values[np.isfinite(values)]
+    return np.unique(np.quantile(finite, QUARTILES)).tolist() if finite.size else []
+
+
+def slice_groups(values: np.ndarray, numeric: bool, edges: list[float] | None = None) -> np.ndarray:
+    """Each row's group: the value (categorical; '' shows as '(missing)') or its quartile range
+    (of ``values``, or between the given ``edges``)."""
     if not numeric:
         out = np.asarray(values, dtype=object).copy()
         out[out == ""] = "(missing)"
         return out.astype(str)
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
+    edges = slice_edges(values) if edges is None else edges
+    if not edges:
         return np.full(len(values), "(missing)", dtype=object).astype(str)
-    edges = np.unique(np.quantile(finite, QUARTILES))
+    edges = np.asarray(edges, dtype=np.float64)
     bucket = np.searchsorted(edges, values, side="right")
     bounds = [-np.inf, *edges.tolist(), np.inf]
     names = np.array([f"[{_num(bounds[i])}, {_num(bounds[i + 1])})" for i in range(len(bounds) - 1)], dtype=object)

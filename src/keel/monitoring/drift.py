@@ -39,6 +39,7 @@ import numpy as np
 
 from keel.monitoring.domain import DomainCheck
 from keel.monitoring.performance import Performance
+from keel.monitoring.slices import SliceGroup
 from keel.profile import ColumnProfile, psi
 from keel.schema import LOG_SCORE, MISSING_CATEGORY, NUMERIC
 
@@ -103,6 +104,7 @@ class DriftReport:
     windows: list[DriftReport] = field(default_factory=list)  # per --window, when asked
     performance: Performance | None = None  # estimated, and measured where labels joined
     domain: DomainCheck | None = None  # the multivariate check (bundles with a reference sample)
+    slices: list[SliceGroup] = field(default_factory=list)  # per evaluate.slices group (informative)
 
     @property
     def moved(self) -> list[ColumnDrift]:

@@ -90,8 +90,9 @@ class Performance:
         return "; ".join(parts)
 
 
-def performance(target: Target, table: Any) -> Performance | None:
-    """The window's estimated and (with a joined ``keel_truth`` column) measured performance."""
+def performance(target: Target, table: Any, interval: bool = True) -> Performance | None:
+    """The window's estimated and (with a joined ``keel_truth`` column) measured performance;
+    without ``interval``, the measured value alone (no bootstrap, no decay verdict)."""
     if LOG_SCORE not in table.column_names:
         return None
     score = table.column(LOG_SCORE).to_numpy(zero_copy_only=False).astype(np.float64)
@@ -110,6 +111,11 @@ def performance(target: Target, table: Any) -> Performance | None:
     if out.labelled < MIN_LABELLED:
         return out
     y, predicted = _outcomes(target, table, truth, known, score)
+    if not interval:
+        from keel.evaluation.metrics import metric_value
+
+        value = float(np.mean(predicted == y)) if target.task == "multiclass" else metric_value(metric, y, predicted)
+        return replace(out, value=value, accuracy=_accuracy(target, y, predicted))
     value, low, high = _scored(target, metric, y, predicted)
     out = replace(out, value=value, low=low, high=high, accuracy=_accuracy(target, y, predicted))
     if reference is None or not math.isfinite(reference):

@@ -28,6 +28,7 @@ def render_html(report: DriftReport, min_psi: float, sigmas: float) -> str:
         f"{min_psi:g}; the mean prediction alerts beyond {sigmas:g} standard errors.</p>",
         _summary(report),
         _columns_table(report.columns),
+        _slices_table(report),
     ]
     if report.windows:
         parts.append("<h2>Over time</h2>")
@@ -86,6 +87,30 @@ def _columns_table(columns: list[ColumnDrift]) -> str:
             f"<td>{_e('; '.join(c.notes))}</td></tr>"
         )
     return f"<h2>Columns</h2><table>{head}{''.join(rows)}</table>"
+
+
+def _slices_table(report: DriftReport) -> str:
+    if not report.slices:
+        return ""
+    head = (
+        "<tr><th>slice</th><th>rows</th><th>share now / training</th><th>mean score now / training</th>"
+        "<th>standard errors</th><th>measured</th></tr>"
+    )
+    rows = []
+    for g in report.slices:
+        sigmas = "" if g.sigmas is None else f"{g.sigmas:+.1f}"
+        if g.shifted:
+            sigmas = f"<span class='sev warn'>{sigmas}</span>"
+        means = "" if g.mean_current is None else f"{g.mean_current:.4f}"
+        means += "" if g.mean_reference is None else f" / {g.mean_reference:.4f}"
+        measured = "" if g.value is None else f"{_e(g.metric)} {g.value:.4f} ({g.labelled:,} labelled)"
+        rows.append(
+            f"<tr><td>{_e(g.column)}={_e(g.group)}</td><td>{g.rows:,}</td>"
+            f"<td>{g.share_current:.1%} / {g.share_reference:.1%}</td><td>{means}</td><td>{sigmas}</td>"
+            f"<td>{measured}</td></tr>"
+        )
+    note = "<p class='muted'>Slices inform, they do not alert (many groups would trip a 2-sigma rule by chance).</p>"
+    return f"<h2>Slices</h2>{note}<table>{head}{''.join(rows)}</table>"
 
 
 def _plot_over_time(report: DriftReport, min_psi: float, sigmas: float) -> bytes:
