@@ -59,6 +59,7 @@ class SearchSettings:
     seed: int
     threads: int
     resume: bool = False
+    max_trials: int | None = None  # per family, counting the trials a resumed study already ran
 
 
 def search(
@@ -74,7 +75,7 @@ def search(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # keel reports trials itself (progress, MLflow)
-    study = _study(family, data, settings)
+    study = open_study(family, data, settings)
     if not study.trials:
         study.enqueue_trial(default_params(family, data.plan.task), skip_if_exists=True)
     predicted: dict[int, np.ndarray] = {}  # trial number -> its predictions, kept for the best trial only
@@ -82,37 +83,62 @@ def search(
     def objective(trial: Any) -> float:
         params = suggest(trial, family, data.plan.task)
         started = time.perf_counter()
-        value, iterations, predictions = _evaluate(trial, family, params, data, train, valid, deadline, settings)
+        try:
+            value, iterations, predictions = evaluate(trial, family, params, data, train, valid, deadline, settings)
+        finally:  # a pruned trial's time counts too
+            trial.set_user_attr("seconds", time.perf_counter() - started)
         trial.set_user_attr("iterations", iterations)
-        trial.set_user_attr("seconds", time.perf_counter() - started)
         if _improves(study, value, data.plan.greater_is_better):
             predicted.clear()
             predicted[trial.number] = predictions
         return value
 
     def report(study: Any, trial: Any) -> None:
-        if on_trial is None:
-            return
-        state = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(trial.state.name, "failed")
-        best = study.best_value if any(t.state.name == "COMPLETE" for t in study.trials) else None
-        on_trial(
-            TrialReport(
-                family,
-                trial.number,
-                state,
-                trial.value,
-                best,
-                dict(trial.params),
-                float(trial.user_attrs.get("seconds", 0.0)),
-                trial.user_attrs.get("iterations"),
-            )
-        )
+        if on_trial is not None:
+            on_trial(trial_report(family, study, trial))
 
     remaining = deadline - time.monotonic()
-    if remaining > 0:
+    trials = trials_left(study, settings.max_trials)
+    if remaining > 0 and trials != 0:
         study.optimize(
-            objective, timeout=remaining, callbacks=[report], catch=(ValueError, ArithmeticError), gc_after_trial=False
+            objective,
+            n_trials=trials,
+            timeout=remaining,
+            callbacks=[report],
+            catch=(ValueError, ArithmeticError),
+            gc_after_trial=False,
         )
+    return search_result(family, study, data, predicted.get)
+
+
+def trial_report(family: str, study: Any, trial: Any) -> TrialReport:
+    """A finished Optuna trial as a TrialReport (progress and MLflow take these)."""
+    state = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(trial.state.name, "failed")
+    best = study.best_value if any(t.state.name == "COMPLETE" for t in study.trials) else None
+    return TrialReport(
+        family,
+        trial.number,
+        state,
+        trial.value if state == "complete" else None,  # a pruned trial's value is a round's loss, not a score
+        best,
+        dict(trial.params),
+        float(trial.user_attrs.get("seconds", 0.0)),
+        trial.user_attrs.get("iterations"),
+    )
+
+
+def trials_left(study: Any, max_trials: int | None) -> int | None:
+    """How many more trials ``max_trials`` allows (None: no limit); finished ones count."""
+    if max_trials is None:
+        return None
+    return max(0, max_trials - sum(1 for t in study.trials if t.state.is_finished()))
+
+
+def search_result(family: str, study: Any, data: Prepared, predictions: Callable[[int], Any]) -> SearchResult:
+    """The study's best trial as a SearchResult (the defaults and NaN when none completed);
+    ``predictions`` gives a trial's out-of-sample predictions by number, if kept."""
+    import optuna
+
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
         return SearchResult(
@@ -128,7 +154,7 @@ def search(
         len(study.trials),
         len(completed),
         seconds,
-        predicted.get(study.best_trial.number),
+        predictions(study.best_trial.number),
     )
 
 
@@ -170,7 +196,7 @@ def refit(
     return final
 
 
-def _evaluate(
+def evaluate(
     trial: Any,
     family: str,
     params: dict[str, Any],
@@ -235,7 +261,7 @@ def _cross_validate(
     return float(np.mean(scores)), out_of_fold
 
 
-def _study(family: str, data: Prepared, settings: SearchSettings) -> Any:
+def open_study(family: str, data: Prepared, settings: SearchSettings) -> Any:
     import optuna
 
     storage = optuna.storages.RDBStorage(settings.storage, engine_kwargs={"connect_args": {"timeout": 30}})
