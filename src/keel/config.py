@@ -50,6 +50,7 @@ class TrainConfig(_Section):
     validation_size: float = Field(0.15, gt=0.0, lt=0.5)
     threads: int = Field(2, ge=1, le=256)
     ensemble: bool = True
+    max_trials: int | None = Field(None, ge=1)  # per family, besides the budget (None: as many as fit)
 
     @field_validator("families")
     @classmethod
@@ -143,6 +144,17 @@ class RetrainConfig(_Section):
     budget_seconds: float | None = Field(None, gt=0, le=7 * 24 * 3600)  # None: train.budget_seconds
 
 
+class EngineConfig(_Section):
+    """Where search trials, batch scoring and serving replicas run: ``local`` (this process) or
+    ``ray`` (a Ray cluster at ``address``, or a Ray instance started here when it is None).
+    None: local, unless the environment variable KEEL_RAY_ADDRESS names a cluster."""
+
+    name: Literal["local", "ray"] | None = None
+    address: str | None = None  # ray://host:10001, or 'auto' for the cluster this machine belongs to
+    num_cpus: int | None = Field(None, ge=1)  # for a Ray instance started here (None: every core)
+    trial_cpus: int = Field(1, ge=1)  # CPUs, and threads, of each search trial on Ray
+
+
 class ProjectConfig(_Section):
     """Everything ``keel.yaml`` may say. Unknown keys are errors, not ignored."""
 
@@ -165,6 +177,7 @@ class ProjectConfig(_Section):
     guard: GuardConfig = GuardConfig()
     monitor: MonitorConfig = MonitorConfig()
     retrain: RetrainConfig = RetrainConfig()
+    engine: EngineConfig = EngineConfig()
 
 
 @dataclass(frozen=True)
@@ -200,6 +213,31 @@ class Project:
         """The same project reading another data file (for ``--data`` overrides)."""
         config = self.config.model_copy(update={"data": Path(data).resolve()})
         return Project(config=config, root=self.root)
+
+
+RAY_ADDRESS_ENV = "KEEL_RAY_ADDRESS"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The engine a command runs on, resolved from its options, keel.yaml and the environment."""
+
+    name: str  # local | ray
+    address: str | None = None
+    num_cpus: int | None = None
+    trial_cpus: int = 1
+
+
+def resolve_engine(config: EngineConfig, name: str | None = None, address: str | None = None) -> Engine:
+    """``--engine`` wins, then keel.yaml's ``engine.name``, then KEEL_RAY_ADDRESS (which means
+    ray); the address: ``--address``, then KEEL_RAY_ADDRESS, then keel.yaml."""
+    from_env = os.environ.get(RAY_ADDRESS_ENV) or None
+    chosen = name or config.name or ("ray" if from_env else "local")
+    if chosen not in ("local", "ray"):
+        raise ConfigError(f"--engine {chosen!r} is not known.", hint="Use local or ray.")
+    if chosen == "local":
+        return Engine("local")
+    return Engine("ray", address or from_env or config.address, config.num_cpus, config.trial_cpus)
 
 
 def resolve_tracking_uri(store: Path, configured: str | None = None) -> str:

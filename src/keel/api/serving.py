@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from keel.config import Project, load_project
+from keel.config import Engine, Project, load_project
 from keel.data.load import iter_table
-from keel.errors import ConfigError, DataError, SchemaError
+from keel.errors import ConfigError, DataError
 from keel.exporting.bundle import Bundle, load_bundle
+from keel.serving.batch import score_frame
 from keel.serving.metrics import MULTIPROCESS_ENV
 from keel.serving.predictor import Predictor
 from keel.store import Store, read_serving_aliases
@@ -97,6 +96,8 @@ def serve(
     workers: int = 1,
     bundle_dir: Path | str | None = None,
     on_ready: Callable[[str, Bundle], None] | None = None,
+    engine: Engine | None = None,
+    replicas: int = 1,
 ) -> None:
     """Serve the champion (or the bundle in ``bundle_dir``) over HTTP until interrupted.
 
@@ -107,11 +108,21 @@ def serve(
     verifies the bundle itself, follows the aliases itself and writes its own prediction-log
     segments; ``/metrics``, whichever worker answers, adds up all of them. A worker that dies
     is started again.
+
+    On the Ray engine, ``replicas`` copies of the same app run on Ray Serve instead (see
+    keel.engines.ray_serving), each verifying its bundle and following the aliases itself.
     """
     import uvicorn
 
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}.")
+    if engine is not None and engine.name == "ray":
+        if workers != 1:
+            raise ConfigError("--workers is for the local engine.", hint="On Ray, use --replicas N.")
+        _serve_on_ray(project, host, port, bundle_dir, on_ready, engine, replicas)
+        return
+    if replicas != 1:
+        raise ConfigError("--replicas is for the Ray engine.", hint="Add --engine ray, or use --workers N here.")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     settings = project.config.serving
     bundle = _startup_bundle(project, bundle_dir)  # hashes verified here, before any worker starts
@@ -128,6 +139,41 @@ def serve(
     with tempfile.TemporaryDirectory(prefix="keel-metrics-") as metrics_dir:
         env = os.environ | {MULTIPROCESS_ENV: metrics_dir, WORKER_ENV: json.dumps(spec)}
         _supervise(workers, env)
+
+
+def _serve_on_ray(
+    project: Project,
+    host: str | None,
+    port: int | None,
+    bundle_dir: Path | str | None,
+    on_ready: Callable[[str, Bundle], None] | None,
+    engine: Engine,
+    replicas: int,
+) -> None:
+    from keel.engines.ray import connected
+    from keel.engines.ray_serving import serve as serve_replicas
+
+    if replicas < 1:
+        raise ConfigError(f"--replicas must be at least 1, got {replicas}.")
+    settings = project.config.serving
+    bundle = _startup_bundle(project, bundle_dir)
+    host, port = host or settings.host, port or settings.port
+    fixed = str(bundle_dir) if bundle_dir else None
+
+    def build() -> Any:  # runs on each replica: it verifies the bundle again itself
+        return build_app(project, bundle=_startup_bundle(project, fixed), follow=fixed is None)
+
+    env = {k: v for k in (ADMIN_TOKEN_ENV,) if (v := os.environ.get(k))}
+    with connected(engine, project.store_path):
+        serve_replicas(
+            project.name,
+            build,
+            host,
+            port,
+            replicas,
+            lambda url: on_ready(url, bundle) if on_ready else None,
+            env,
+        )
 
 
 def _supervise(workers: int, env: dict[str, str]) -> None:
@@ -218,8 +264,14 @@ def predict_file(
     *,
     alias: str = "champion",
     on_progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> BatchResult:
-    """Score a CSV or Parquet file in chunks with the champion; write Parquet or CSV."""
+    """Score a CSV or Parquet file in chunks with the champion; write Parquet or CSV.
+
+    On the Ray engine: ``source`` is a Parquet file, directory or glob, scored over its blocks
+    by Ray Data, and ``output`` a directory of Parquet files (keel.engines.ray_serving)."""
+    if engine is not None and engine.name == "ray":
+        return _predict_on_ray(project, str(source), output, alias, engine)
     source = Path(source)
     target = Path(output) if output else source.with_name(f"{source.stem}.predictions.parquet")
     if target.suffix.lower() not in (".parquet", ".csv"):
@@ -231,7 +283,7 @@ def predict_file(
     writer = _Writer(tmp)
     try:
         for frame in chunks:
-            writer.write(_score(predictor, frame, done))
+            writer.write(score_frame(predictor, frame, done))
             done += len(frame)
             if on_progress:
                 on_progress(done, total)
@@ -243,22 +295,35 @@ def predict_file(
     return BatchResult(source, target, done, bundle.model, bundle.version, time.perf_counter() - start)
 
 
-def _score(predictor: Predictor, frame: Any, offset: int) -> Any:
-    try:
-        arrays = predictor.schema.frame_to_arrays(frame)
-    except SchemaError as exc:
-        raise DataError(f"rows {offset}-{offset + len(frame) - 1}: {exc}", hint=exc.hint) from None
-    out = predictor.predict(arrays)
-    result = frame.copy()
-    if out.labels is not None and out.probabilities is not None and predictor.classes is not None:
-        result["prediction"] = out.labels
-        for i, name in enumerate(predictor.classes):
-            result[f"probability_{name}"] = out.probabilities[:, i].astype(np.float64)
-    else:
-        result["prediction"] = out.score
-    result["model"] = predictor.bundle.model
-    result["model_version"] = predictor.bundle.version
-    return result
+def _predict_on_ray(
+    project: Project, source: str, output: Path | str | None, alias: str, engine: Engine
+) -> BatchResult:
+    from keel.engines.ray import connected
+    from keel.engines.ray_serving import predict as score_on_ray
+
+    target = Path(output) if output else _partitioned_output(source)
+    if target.suffix.lower() in (".parquet", ".csv") or (target.exists() and not target.is_dir()):
+        raise DataError(
+            f"on the Ray engine the output is a directory of Parquet files, not '{target.name}'.",
+            hint="Name a directory: -o scored/",
+        )
+    if target.is_dir() and any(target.iterdir()):
+        raise DataError(f"{target} is not empty.", hint="Name a new or empty directory: nothing is overwritten.")
+    bundle = load_alias(Store(project.store_path), project.name, alias)  # verified here before any worker
+    start = time.perf_counter()
+    with connected(engine, project.store_path) as ray:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        concurrency = max(1, cpus - 1)  # one CPU stays free for Ray Data's read and write tasks
+        rows = score_on_ray(source, target, bundle.path, bundle.digest, concurrency)
+    return BatchResult(Path(source), target, rows, bundle.model, bundle.version, time.perf_counter() - start)
+
+
+def _partitioned_output(source: str) -> Path:
+    """data.parquet -> data.predictions/, events/ -> events.predictions/, dir/*.parquet -> dir/predictions/."""
+    if any(ch in source for ch in "*?["):
+        return Path(source).parent / "predictions"
+    path = Path(source.rstrip("/"))
+    return path.with_name(f"{path.stem}.predictions")
 
 
 class _Writer:

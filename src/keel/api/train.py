@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keel.config import Project
+from keel.config import Engine, Project
 from keel.data.snapshot import DatasetVersion, snapshot
 from keel.data.triage import TriageOptions
 from keel.errors import ConfigError, TrainingError
@@ -59,6 +59,7 @@ class TrainOptions:
     resume: bool = False
     hypothesis: str = ""
     started: float | None = None  # time.monotonic() when the command started; the budget counts from it
+    engine: Engine | None = None  # where the search trials run (None: here)
 
 
 def train(
@@ -77,6 +78,11 @@ def train(
     started = options.started if options.started is not None else time.monotonic()
     step = on_step or (lambda _message: None)
     cfg, store = project.config, Store(project.store_path).ensure()
+    engine = options.engine or Engine("local")
+    if engine.name == "ray":  # before any work: without the extra this is one line, at once
+        from keel.engines.ray import require_ray
+
+        require_ray()
     step("snapshotting and triaging the data")
     dataset = snapshot(project.data_path, store, TriageOptions.from_config(cfg))
     allowed = check_blocking(dataset, options.allow or {})
@@ -95,11 +101,14 @@ def train(
             f"sqlite:///{store.root.resolve() / 'optuna.db'}",
             f"{cfg.name}|{dataset.digest[:12]}|s{cfg.seed}",
             cfg.seed,
-            cfg.train.threads,
+            engine.trial_cpus if engine.name == "ray" else cfg.train.threads,
             options.resume,
+            cfg.train.max_trials,
         )
         end = started + cfg.train.budget_seconds * (1 - TRACKING_SHARE)
-        searched = _search_all(data, settings, end, step, _trial_logger(tracker, parent, tags, on_trial))
+        searcher = _searcher(engine, store)
+        with _engine_session(engine, store):
+            searched = _search_all(data, settings, end, step, _trial_logger(tracker, parent, tags, on_trial), searcher)
         candidates = [
             _final(family, searched.get(family), data, settings, tracker, parent, tags, step)
             for family in data.plan.families
@@ -154,8 +163,36 @@ def check_blocking(dataset: DatasetVersion, allow: dict[str, str]) -> dict[str, 
     return {f.id: allow.get(f.id, allow.get(f.check, "")) for f in blocking}
 
 
+def _searcher(engine: Engine, store: Store) -> Callable[..., SearchResult]:
+    """``search`` for the local engine; on Ray, the same search with its trials on Ray Tune."""
+    if engine.name != "ray":
+        return search
+    from keel.engines.ray_search import search as ray_search
+
+    def on_ray(*args: Any) -> SearchResult:
+        return ray_search(*args, engine=engine, store=store.root)
+
+    return on_ray
+
+
+def _engine_session(engine: Engine, store: Store) -> Any:
+    """Ray connected (or started) for the search, on the Ray engine; nothing locally."""
+    import contextlib
+
+    if engine.name != "ray":
+        return contextlib.nullcontext()
+    from keel.engines.ray import connected
+
+    return connected(engine, store.root)
+
+
 def _search_all(
-    data: Prepared, settings: SearchSettings, end: float, step: Step, on_trial: TrialHook
+    data: Prepared,
+    settings: SearchSettings,
+    end: float,
+    step: Step,
+    on_trial: TrialHook,
+    run_search: Callable[..., SearchResult] = search,
 ) -> dict[str, SearchResult]:
     """Share the time until ``end`` between the families' searches and their final refits.
 
@@ -172,7 +209,7 @@ def _search_all(
         available = end - now - reserved - expected * (len(families) - i)
         share = now + max(0.0, available) / (len(families) - i)
         step(f"searching {family}")
-        results[family] = search(family, data, data.valid, data.search_train, share, settings, on_trial)
+        results[family] = run_search(family, data, data.valid, data.search_train, share, settings, on_trial)
         reserved += REFIT_TRIALS * results[family].trial_seconds
     return results
 

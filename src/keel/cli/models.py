@@ -16,6 +16,12 @@ ReasonOption = Annotated[str, typer.Option(help="Why; recorded with the promotio
 BudgetOption = Annotated[str | None, typer.Option(help="Wall-clock budget, e.g. 60s or 5m (default: keel.yaml).")]
 HypothesisOption = Annotated[str, typer.Option(help="What this run tries; recorded and shown by `keel runs compare`.")]
 RefArgument = Annotated[str | None, typer.Argument(help="NAME@VERSION, VERSION or NAME@ALIAS (default: newest).")]
+EngineOption = Annotated[
+    str | None, typer.Option("--engine", help="local, or ray: search trials on Ray Tune (default: keel.yaml).")
+]
+AddressOption = Annotated[
+    str | None, typer.Option("--address", help="A running Ray cluster, ray://HEAD:10001 (default: start one here).")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -44,11 +50,15 @@ def train(
     budget: BudgetOption = None,
     hypothesis: HypothesisOption = "",
     resume: Annotated[bool, typer.Option(help="Continue the last (killed) search: its trials are kept.")] = False,
+    engine: EngineOption = None,
+    address: AddressOption = None,
 ) -> None:
     """Baselines, then a budgeted search per family, every run tracked; the best on validation is registered."""
     from keel.api.train import train as run_train
 
-    _project, result = _with_progress(run_train, ctx, data, budget, allow, reason, hypothesis, resume)
+    _project, result = _with_progress(
+        run_train, ctx, data, budget, allow, reason, hypothesis, resume, engine=engine, address=address
+    )
     _render_training(result)
 
 
@@ -276,15 +286,20 @@ def _with_progress(
     reason: str,
     hypothesis: str,
     resume: bool,
+    *,
+    engine: str | None = None,
+    address: str | None = None,
 ) -> tuple[Any, Any]:
     """Run a training verb (train, run) under a progress bar over its budget; the budget counts from now."""
     from keel.api.train import TrainOptions
+    from keel.config import resolve_engine
 
     started = time.monotonic()
     project = project_of(ctx, data)
     if budget:
         project = project.with_budget(parse_duration(budget))
-    options = TrainOptions(_allowed(allow, reason), resume, hypothesis, started)
+    chosen = resolve_engine(project.config.engine, engine, address)
+    options = TrainOptions(_allowed(allow, reason), resume, hypothesis, started, chosen)
     with training_progress(project.config.train.budget_seconds, started) as (step, trial):
         return project, call(project, options, on_step=step, on_trial=trial)
 

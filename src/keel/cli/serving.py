@@ -26,30 +26,54 @@ def serve(
         Path | None,
         typer.Option(help="Serve this exported bundle directory instead of the registry's champion (no hot swap)."),
     ] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="local, or ray: replicas on Ray Serve (default: keel.yaml).")
+    ] = None,
+    address: Annotated[str | None, typer.Option(help="A running Ray cluster, ray://HEAD:10001.")] = None,
+    replicas: Annotated[int, typer.Option(min=1, help="Ray Serve replicas of the server (Ray engine).")] = 1,
 ) -> None:
     """Serve the champion's ONNX bundle over HTTP: POST /predict, the Open Inference Protocol v2
     (/v2/...), /metrics; swaps to a new champion on promote or rollback without a restart."""
     from keel.api.serving import serve as run_serve
+    from keel.config import resolve_engine
+
+    project = project_of(ctx)
+    chosen = resolve_engine(project.config.engine, engine, address)
+    processes = f"{replicas} Ray Serve replica(s)" if chosen.name == "ray" else f"{workers} worker(s)"
 
     def ready(url: str, served: Any) -> None:
         follows = "a fixed bundle, no hot swap" if bundle else "follows the champion alias"
         console(stderr=True).print(
-            f"serving [bold]{served.model}@{served.version}[/] on {url} with {workers} worker(s) "
+            f"serving [bold]{served.model}@{served.version}[/] on {url} with {processes} "
             f"(POST /predict, /v2/models/{served.model}/infer, GET /health, /metrics); {follows}; Ctrl-C stops"
         )
 
-    run_serve(project_of(ctx), host=host, port=port, workers=workers, bundle_dir=bundle, on_ready=ready)
+    run_serve(
+        project,
+        host=host,
+        port=port,
+        workers=workers,
+        bundle_dir=bundle,
+        on_ready=ready,
+        engine=chosen,
+        replicas=replicas,
+    )
 
 
 def predict(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file to score.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write (.parquet or .csv).")] = None,
+    data: Annotated[str, typer.Argument(help="CSV or Parquet file (Ray: a Parquet file, directory or glob).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write (.parquet or .csv; Ray: a directory).")
+    ] = None,
+    engine: Annotated[str | None, typer.Option(help="local, or ray: score on Ray Data (default: keel.yaml).")] = None,
+    address: Annotated[str | None, typer.Option(help="A running Ray cluster, ray://HEAD:10001.")] = None,
 ) -> None:
     """Score a file in batch with the champion's ONNX bundle."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from keel.api.serving import predict_file
+    from keel.config import resolve_engine
 
     with Progress(
         TextColumn("scoring"),
@@ -60,8 +84,13 @@ def predict(
         transient=True,
     ) as bar:
         task = bar.add_task("scoring", total=None)
+        project = project_of(ctx)
         result = predict_file(
-            project_of(ctx), data, output, on_progress=lambda done, total: bar.update(task, completed=done, total=total)
+            project,
+            data,
+            output,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            engine=resolve_engine(project.config.engine, engine, address),
         )
     rate = result.rows / max(result.seconds, 1e-9)
     console().print(
