@@ -20,6 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "adult"
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
+# tests/ray_engine starts Ray, which listens on every interface: it is collected only inside the
+# private network namespace that tests/integration/test_ray_engine.py runs it in.
+RAY_NETNS_ENV = "KEEL_RAY_NETNS"
+collect_ignore = [] if os.environ.get(RAY_NETNS_ENV) == "1" else ["ray_engine"]
+
 
 @pytest.fixture(autouse=True)
 def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
