@@ -2,8 +2,8 @@
 
 Training and serving both turn their inputs (a DataFrame, or JSON rows) into
 the same canonical arrays here, one per column: numeric columns as float32
-with NaN for missing, categorical columns as ``object`` arrays of ``str`` with
-``MISSING_CATEGORY`` for missing. Everything after that is the fitted pipeline
+with NaN for missing, categorical and text columns as ``object`` arrays of ``str``
+with ``MISSING_CATEGORY`` for missing (text is tokenised inside the model's graph). Everything after that is the fitted pipeline
 (or its ONNX graph), so the two paths cannot compute features differently.
 
 This module imports numpy only; the server relies on that.
@@ -21,7 +21,9 @@ from keel.errors import SchemaError, closest
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
-KINDS = (NUMERIC, CATEGORICAL)
+TEXT = "text"  # free text: a string, vectorised by the pipeline (TF-IDF inside the ONNX graph)
+TOKEN_PATTERN = r"[a-zA-Z0-9]+"  # a text's tokens (lower-cased): TF-IDF's, and the monitor's
+KINDS = (NUMERIC, CATEGORICAL, TEXT)
 MISSING_CATEGORY = ""
 MAX_PROBLEMS = 100
 
@@ -55,7 +57,7 @@ class Column:
             out["input_name"] = self.input_name
         if self.kind == CATEGORICAL:
             out["categories"] = list(self.categories)
-        else:
+        elif self.kind == NUMERIC:
             out["minimum"], out["maximum"] = self.minimum, self.maximum
         return out
 

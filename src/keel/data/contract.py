@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from keel.data.infer import MAX_ONE_HOT
-from keel.schema import CATEGORICAL, NUMERIC, Column, InputSchema
+from keel.schema import CATEGORICAL, NUMERIC, TEXT, Column, InputSchema
 
 EXAMPLES = 3
 CHECK_NAMES = {"not_nullable": "null where none were", "in_range": "out of range", "isin": "unseen category"}
@@ -82,6 +82,8 @@ def build_contract(report: Any) -> Contract:
             )
         elif c.categories is not None:
             columns.append(Column(c.name, CATEGORICAL, nullable=c.missing_share > 0, categories=tuple(c.categories)))
+        elif c.semantic == "text":
+            columns.append(Column(c.name, TEXT, nullable=c.missing_share > 0))
     target = report.target
     if target is not None and target.task is not None:
         if target.task == "regression" and target.stats:

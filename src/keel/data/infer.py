@@ -8,7 +8,7 @@
 | datetime | datetime dtype | no (not derived yet) |
 | numeric | numeric dtype; integer row ids (unique, and increasing or named like an id) are identifiers | yes |
 | identifier | strings with >= 90% distinct values (and at least 50), or integer row ids | no |
-| text | strings whose median value has >= 4 words | no (the text models come later) |
+| text | strings whose median value has >= 4 words | yes: TF-IDF inside the pipeline (keel.features.build) |
 | categorical | other strings; more than ``MAX_ONE_HOT`` distinct values are too many to encode | yes, up to ``MAX_ONE_HOT`` |
 """
 
@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from keel.schema import CATEGORICAL, NUMERIC, Column, InputSchema
+from keel.schema import CATEGORICAL, NUMERIC, TEXT, Column, InputSchema
 
 MAX_CATEGORY_LIST = 1000
 MAX_ONE_HOT = 1000
@@ -62,7 +62,7 @@ def column_role(name: str, series: Any, unique: int | None = None) -> ColumnRole
             return ColumnRole(name, "identifier", False, f"integer row id ({unique:,} distinct in {non_null:,} rows)")
         return ColumnRole(name, "numeric", True)
     if _is_text(series):
-        return ColumnRole(name, "text", False, "free text is not a tabular feature (text models come later)")
+        return ColumnRole(name, "text", True)
     if unique >= IDENTIFIER_MIN_UNIQUE and unique >= IDENTIFIER_UNIQUE_SHARE * non_null:
         return ColumnRole(
             name, "identifier", False, f"{unique:,} distinct values in {non_null:,} rows looks like an id"
@@ -88,6 +88,8 @@ def describe_column(series: Any, role: ColumnRole) -> Column:
     nullable = bool(series.isna().any())
     if role.semantic == "numeric":
         return Column(role.name, NUMERIC, nullable=nullable, minimum=float(series.min()), maximum=float(series.max()))
+    if role.semantic == "text":
+        return Column(role.name, TEXT, nullable=nullable)
     cats = series.dropna().astype("str").value_counts().index[:MAX_CATEGORY_LIST]
     return Column(role.name, CATEGORICAL, nullable=nullable, categories=tuple(sorted(map(str, cats))))
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from keel.schema import NUMERIC
+from keel.schema import NUMERIC, TEXT, TOKEN_PATTERN
 
 FOLDS = 2
 TOP_COLUMNS = 5
@@ -91,12 +91,16 @@ def domain_check(reference: Any, current: Any, kinds: dict[str, str], limits: Do
 
 def _features(ref: Any, cur: Any, columns: list[str], kinds: dict[str, str]) -> Any:
     import pandas as pd
+    import pyarrow.compute as pc
 
     data = {}
     for name in columns:
         both = [ref.column(name), cur.column(name)]
         if kinds[name] == NUMERIC:
             data[name] = np.concatenate([c.to_numpy(zero_copy_only=False).astype(np.float64) for c in both])
+        elif kinds[name] == TEXT:  # free text: its length in tokens (its words are the vocabulary check's)
+            counts = [pc.count_substring_regex(c, TOKEN_PATTERN).to_numpy(zero_copy_only=False) for c in both]
+            data[name] = np.concatenate(counts).astype(np.float64)
         else:
             values = np.concatenate([c.fill_null("").to_numpy(zero_copy_only=False).astype(str) for c in both])
             data[name] = pd.Categorical(values)

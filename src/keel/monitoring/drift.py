@@ -22,6 +22,11 @@ no shift gives PSI about 0.0008 at 10,000 rows (threshold 0.0042) and 0.00001 at
 10,000 rows, so it is flagged; a 0.05 shift at 1,000,000 rows (PSI 0.0025) is beyond chance
 but below ``min_psi``, so it is not.
 
+Text columns: the same test on the histogram of tokens per text (length), and again on the
+vocabulary (the shares of training's most frequent tokens, then "other"), with the number
+of texts, not tokens, as the sample size (tokens of one text are not independent, so this
+is the conservative choice); the column's status is the worse of the two.
+
 Also per column: the share of values in categories training never saw (when training's
 categories were all listed) and new missing values. Predictions: the window's mean score
 against training's, in standard errors (sd / sqrt(rows)), flagged beyond
@@ -40,8 +45,8 @@ import numpy as np
 from keel.monitoring.domain import DomainCheck
 from keel.monitoring.performance import Performance
 from keel.monitoring.slices import SliceGroup
-from keel.profile import ColumnProfile, psi
-from keel.schema import LOG_SCORE, MISSING_CATEGORY, NUMERIC
+from keel.profile import NOT_TOKEN_PATTERN, TOKEN_PATTERN, ColumnProfile, numeric_counts, psi
+from keel.schema import LOG_SCORE, MISSING_CATEGORY, NUMERIC, TEXT
 
 SEVERITY = {"ok": 0, "drift": 1, "warn": 2, "alert": 3}
 
@@ -67,6 +72,7 @@ class ColumnDrift:
     missing_reference: float
     missing_current: float
     unseen_share: float | None = None  # categorical: values in categories training never saw
+    vocabulary_psi: float | None = None  # text: PSI of the token shares (the length is ``psi``)
     notes: list[str] = field(default_factory=list)
     importance: float | None = None  # share of the served output's dependence (bundle metadata)
     bins: list[str] = field(default_factory=list)  # the profile's bins, for plots
@@ -158,9 +164,13 @@ def column_counts(profile: ColumnProfile, column: Any) -> np.ndarray:
     Categorical columns are counted by Arrow (one pass in C++), then the few distinct values
     are mapped to bins, instead of looking up every row in Python.
     """
+    import pyarrow.compute as pc
+
     if profile.kind == NUMERIC:
         return profile.counts_of(column.to_numpy(zero_copy_only=False).astype(np.float64))
-    import pyarrow.compute as pc
+    if profile.kind == TEXT:  # tokens per text, counted by Arrow
+        lengths = pc.count_substring_regex(column, TOKEN_PATTERN).to_numpy(zero_copy_only=False)
+        return numeric_counts(profile, lengths.astype(np.float64))
 
     index = {c: i for i, c in enumerate(profile.categories)}
     other, missing = len(profile.categories), len(profile.categories) + 1
@@ -188,13 +198,19 @@ def column_drift(profile: ColumnProfile, column: Any, limits: Thresholds) -> Col
         status = "alert" if value >= limits.psi_alert else "warn" if value >= limits.psi_warn else "drift"
     notes = []
     unseen = None
-    if profile.kind != NUMERIC and profile.categories:
+    if profile.kind not in (NUMERIC, TEXT) and profile.categories:
         other_reference = reference[len(profile.categories)]
         other_current = float(current[len(profile.categories)]) if rows else 0.0
         if other_reference == 0:  # every training category is listed: 'other' means never seen
             unseen = other_current
             if unseen > 0:
                 notes.append(f"{unseen:.1%} of values in categories training never saw")
+    vocabulary = None
+    if profile.kind == TEXT and rows and profile.token_shares:
+        vocabulary, vocabulary_status, note = _vocabulary_drift(profile, column, rows, limits)
+        notes.append(note)
+        if SEVERITY[vocabulary_status] > SEVERITY[status]:
+            status = vocabulary_status
     missing_reference, missing_current = float(reference[-1]), float(current[-1]) if rows else 0.0
     if missing_reference == 0 and missing_current > 0:
         notes.append(f"missing values appeared ({missing_current:.1%}); training had none")
@@ -209,6 +225,7 @@ def column_drift(profile: ColumnProfile, column: Any, limits: Thresholds) -> Col
         missing_reference=missing_reference,
         missing_current=missing_current,
         unseen_share=unseen,
+        vocabulary_psi=vocabulary,
         notes=notes,
         bins=bin_labels(profile),
         reference_shares=[float(x) for x in reference],
@@ -216,9 +233,45 @@ def column_drift(profile: ColumnProfile, column: Any, limits: Thresholds) -> Col
     )
 
 
+def _vocabulary_drift(profile: ColumnProfile, column: Any, rows: int, limits: Thresholds) -> tuple[float, str, str]:
+    """PSI of the window's token shares over training's vocabulary, its status, and a note."""
+    import pyarrow.compute as pc
+
+    words = pc.list_flatten(pc.split_pattern_regex(pc.utf8_lower(column.fill_null("")), NOT_TOKEN_PATTERN))
+    words = words.filter(pc.not_equal(words, ""))
+    index = {t: i for i, t in enumerate(profile.categories)}
+    counts = np.zeros(len(profile.categories) + 1)
+    for item in pc.value_counts(words).to_pylist():
+        counts[index.get(item["values"], len(profile.categories))] += item["counts"]
+    reference = np.asarray(profile.token_shares, dtype=np.float64)
+    current = counts / counts.sum() if counts.sum() else counts
+    value = psi(reference, current) if counts.sum() else 0.0
+    threshold = vocabulary_threshold(profile, rows, limits.alpha)
+    status = "ok"
+    if value > threshold and value >= limits.min_psi:
+        status = "alert" if value >= limits.psi_alert else "warn" if value >= limits.psi_warn else "drift"
+    note = (
+        f"vocabulary PSI {value:.3f} (chance {threshold:.3f}); {current[-1]:.1%} of tokens outside training's "
+        f"{len(profile.categories)} most frequent (training {reference[-1]:.1%})"
+    )
+    return value, status, note
+
+
+def vocabulary_threshold(profile: ColumnProfile, rows: int, alpha: float) -> float:
+    """The vocabulary PSI chance exceeds with probability ``alpha`` at these sample sizes: the
+    reference's measured no-change PSI per unit of (1/n + 1/m) texts (``vocabulary_null``),
+    times the chi-square quantile over its mean for the vocabulary's bins."""
+    from scipy.stats import chi2
+
+    if not profile.vocabulary_null or rows <= 0 or profile.count <= 0:
+        return math.inf
+    bins = max(len(profile.token_shares) - 1, 1)
+    return profile.vocabulary_null * float(chi2.ppf(1 - alpha, bins)) / bins * (1 / profile.count + 1 / rows)
+
+
 def bin_labels(profile: ColumnProfile) -> list[str]:
     """Readable names of a profile's bins, missing last."""
-    if profile.kind != NUMERIC:
+    if profile.kind not in (NUMERIC, TEXT):
         return [*profile.categories, "other", "missing"]
     edges = [f"{e:.4g}" for e in profile.edges]
     if not edges:

@@ -5,6 +5,7 @@
 | task | keel.yaml's ``task`` when not ``auto``; else the data stage's rule (``keel.data.target.infer_task``) |
 | metric | keel.yaml's ``metric`` when not ``auto`` (it must fit the task); else binary: ROC AUC; multiclass: macro F1; regression: RMSE |
 | families | keel.yaml's ``train.families`` when not ``auto``; else a majority/mean ``baseline`` and a regularised ``linear`` model, plus ``lightgbm`` and ``xgboost`` from 1,000 training rows, ``random_forest`` below (cross-validated) |
+| families, text | with text inputs (TF-IDF, up to 20,000 sparse columns each): ``baseline`` and ``linear``, TF-IDF + logistic regression, the text baseline (LightGBM on the same features: lower and ~25x slower on sms_spam) |
 | ensemble | unless ``train.ensemble: false``, a soft vote of the searched families weighted by greedy selection (``keel.training.ensemble``) on validation predictions; kept only if best on validation |
 | split | the data stage's recommendation (``keel.data.split``) |
 | budget | keel.yaml's ``train.budget_seconds`` or ``--budget``; 12% is kept for tracking, and after each family's search about 2.5 of its best (or median, if longer) trial times are kept for its final refit |
@@ -104,8 +105,17 @@ def decide_metric(task: str, configured: str = "auto") -> Decision:
     return Decision("metric", configured, "set in keel.yaml")
 
 
-def decide_families(rows: int, configured: tuple[str, ...] | str = "auto") -> Decision:
+def decide_families(rows: int, configured: tuple[str, ...] | str = "auto", text_columns: int = 0) -> Decision:
     """Model families by the rule table; configured families must be known and installed."""
+    if (configured == "auto" or configured == ("auto",)) and text_columns:
+        # Measured on sms_spam (4,459 training rows): LightGBM on the same TF-IDF features
+        # reached validation AUC 0.984 against 0.990, with 11.4 s per fit against 0.4 s.
+        return Decision(
+            "families",
+            "baseline,linear",
+            f"text ({text_columns} column(s)), {rows:,} training rows: TF-IDF + logistic regression, the text "
+            "baseline (LightGBM on TF-IDF was lower and ~25x slower on sms_spam; set train.families to add it)",
+        )
     if configured == "auto" or configured == ("auto",):
         if rows < SMALL_DATA_ROWS:
             return Decision(
@@ -165,12 +175,14 @@ def make_plan(
     budget_seconds: float = 60.0,
     split: Decision | None = None,
     ensemble: bool = True,
+    text_columns: int = 0,
 ) -> Plan:
-    """The plan for a target column; ``rows`` is the number of training rows."""
+    """The plan for a target column; ``rows`` is the number of training rows, ``text_columns``
+    how many inputs are free text."""
     rows = len(target) if rows is None else rows
     task_decision = decide_task(target, task)
     metric_decision = decide_metric(task_decision.value, metric)
-    family_decision = decide_families(rows, families)
+    family_decision = decide_families(rows, families, text_columns)
     budget_decision = decide_budget(budget_seconds)
     decisions = [task_decision, metric_decision, family_decision, decide_ensemble(ensemble), budget_decision]
     if split is not None:

@@ -16,7 +16,7 @@ from keel.data.target import encode_target
 from keel.data.triage import TriageReport
 from keel.errors import ConfigError, DataError, TrainingError
 from keel.planning.rules import Decision, Plan, decide_task, make_plan
-from keel.schema import InputSchema
+from keel.schema import TEXT, InputSchema
 from keel.store import Store
 
 RESERVED_PREFIX = "keel_"
@@ -79,6 +79,7 @@ def prepare(frame: Any, config: ProjectConfig, source: str, triage: TriageReport
         budget_seconds=config.train.budget_seconds,
         split=split,
         ensemble=config.train.ensemble,
+        text_columns=sum(1 for c in schema.columns if c.kind == TEXT),
     )
     search_train, valid = train, None
     if not plan.cross_validate:
