@@ -184,6 +184,13 @@ def column_counts(profile: ColumnProfile, column: Any) -> np.ndarray:
     return counts
 
 
+def psi_status(value: float, threshold: float, limits: Thresholds) -> str:
+    """The status table of the module doc: beyond chance and ``min_psi``, then by size."""
+    if value <= threshold or value < limits.min_psi:
+        return "ok"
+    return "alert" if value >= limits.psi_alert else "warn" if value >= limits.psi_warn else "drift"
+
+
 def column_drift(profile: ColumnProfile, column: Any, limits: Thresholds) -> ColumnDrift:
     counts = column_counts(profile, column)
     rows = int(counts.sum())
@@ -192,10 +199,7 @@ def column_drift(profile: ColumnProfile, column: Any, limits: Thresholds) -> Col
     value = psi(reference, current) if rows else 0.0
     occupied = int(np.count_nonzero((reference > 0) | (current > 0)))
     threshold = chance_threshold(profile.count, rows, occupied, limits.alpha)
-    significant = value > threshold and value >= limits.min_psi
-    status = "ok"
-    if significant:
-        status = "alert" if value >= limits.psi_alert else "warn" if value >= limits.psi_warn else "drift"
+    status = psi_status(value, threshold, limits)
     notes = []
     unseen = None
     if profile.kind not in (NUMERIC, TEXT) and profile.categories:
@@ -247,9 +251,7 @@ def _vocabulary_drift(profile: ColumnProfile, column: Any, rows: int, limits: Th
     current = counts / counts.sum() if counts.sum() else counts
     value = psi(reference, current) if counts.sum() else 0.0
     threshold = vocabulary_threshold(profile, rows, limits.alpha)
-    status = "ok"
-    if value > threshold and value >= limits.min_psi:
-        status = "alert" if value >= limits.psi_alert else "warn" if value >= limits.psi_warn else "drift"
+    status = psi_status(value, threshold, limits)
     note = (
         f"vocabulary PSI {value:.3f} (chance {threshold:.3f}); {current[-1]:.1%} of tokens outside training's "
         f"{len(profile.categories)} most frequent (training {reference[-1]:.1%})"
