@@ -89,3 +89,16 @@ def test_text_drift_is_calibrated_and_sees_a_shift(sms: pd.DataFrame) -> None:
     shifted = column_drift(profile, pa.chunked_array([pa.array(mixed.tolist())]), Thresholds())
     assert shifted.status != "ok"
     assert shifted.vocabulary_psi is not None and any("vocabulary PSI" in n for n in shifted.notes)
+
+
+def test_fitted_vocabularies_hold_plain_ints_and_transform_the_same(sms: pd.DataFrame) -> None:
+    from keel.features.build import build_preprocessor, plain_vocabularies
+
+    schema = InputSchema((Column("text", TEXT),))
+    frame = sms[["text"]].iloc[:500]
+    features = build_preprocessor(schema).fit(frame)
+    before = features.transform(frame).toarray()
+    plain_vocabularies(features)
+    vocabulary = features.named_transformers_["text_text"].vocabulary_
+    assert {type(i) for i in vocabulary.values()} == {int}  # skops writes these inline
+    assert np.array_equal(features.transform(frame).toarray(), before)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from keel.evaluation.metrics import classification_metrics, regression_metrics
-from keel.features.build import build_preprocessor, categorical_indices
+from keel.features.build import build_preprocessor, categorical_indices, plain_vocabularies
 from keel.schema import LOG_LABEL, LOG_SCORE, TEXT, arrays_to_frame
 from keel.training.families import BOOSTERS, EARLY_STOPPING_ROUNDS, make_estimator
 from keel.training.prepare import Prepared
@@ -77,6 +77,7 @@ def _fit_transforms(
 ) -> tuple[Any, Any, Any]:
     features = build_preprocessor(data.schema, scale=scale, native_categorical=native)
     x_train = features.fit_transform(arrays_to_frame(data.schema, data.rows(train)))
+    plain_vocabularies(features)
     x_valid = None if valid is None else features.transform(arrays_to_frame(data.schema, data.rows(valid)))
     return features, x_train, x_valid
 
