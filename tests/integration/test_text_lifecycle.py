@@ -32,6 +32,10 @@ def test_sms_spam_from_plan_to_monitor(tmp_path: Path, start_server) -> None:
     exported = keel("export", cwd=project, check=True)
     assert "parity" in exported.stdout and "labels agree 100.0%" in exported.stdout
     keel("promote", cwd=project, check=True)
+    evaluated = keel("evaluate", "--json", cwd=project)
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr  # no check fails on an easy text task
+    checks = {c["name"]: c["status"] for c in json.loads(evaluated.stdout)["checks"]}
+    assert checks["leakage"] in ("pass", "warn") and checks["beats the baseline"] == "pass"
     schema = json.loads((project / ".keel" / "bundles" / "sms-spam" / "1" / "schema.json").read_text())
     assert [(c["name"], c["kind"]) for c in schema["columns"]] == [("text", "text")]
 
