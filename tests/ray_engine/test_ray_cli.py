@@ -139,13 +139,18 @@ def test_serve_on_ray_replicas_answers_and_hot_swaps(projects: dict[str, Path], 
     server = start_server(project, "--engine", "ray", "--replicas", "2")
     rows = pd.read_parquet(project / "adult_sample.parquet").drop(columns=["income", "split"]).iloc[:3]
     body = {"rows": json.loads(rows.to_json(orient="records"))}
-    expected = pd.read_parquet(project / "local.parquet")["prediction"].iloc[:3].tolist()
+    keel("predict", "adult_sample.parquet", "-o", "expected.parquet", cwd=project, check=True)  # the local engine
+    expected = pd.read_parquet(project / "expected.parquet")["prediction"].iloc[:3].tolist()
+
+    answered = 0
 
     def versions(n: int) -> set[str]:
+        nonlocal answered
         seen = set()
         for _ in range(n):
             reply = httpx.post(f"{server.url}/predict", json=body, timeout=10)
             assert reply.status_code == 200, reply.text
+            answered += 1
             version = reply.json()["version"]
             seen.add(version)
             if version == "1":  # the champion's answers, as keel predict gave them
@@ -168,6 +173,15 @@ def test_serve_on_ray_replicas_answers_and_hot_swaps(projects: dict[str, Path], 
     while time.monotonic() < deadline and versions(10) != {"1"}:
         time.sleep(0.5)
     assert versions(20) == {"1"}
+
+    def requests_counted() -> float:  # keel_requests_total, summed over its labels
+        text = httpx.get(f"{server.url}/metrics", timeout=10).text
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("keel_requests_total{")
+        )
+
+    # whichever replica answers, /metrics adds up both replicas (they share a metrics directory)
+    assert {requests_counted() for _ in range(10)} == {float(answered)}
     assert server.stop() == 0
 
     from keel.monitoring.log import read_log

@@ -161,10 +161,14 @@ def _serve_on_ray(
     fixed = str(bundle_dir) if bundle_dir else None
 
     def build() -> Any:  # runs on each replica: it verifies the bundle again itself
+        os.makedirs(os.environ[MULTIPROCESS_ENV], exist_ok=True)  # on another node of the cluster
         return build_app(project, bundle=_startup_bundle(project, fixed), follow=fixed is None)
 
     env = {k: v for k in (ADMIN_TOKEN_ENV,) if (v := os.environ.get(k))}
-    with connected(engine, project.store_path):
+    # The replicas of one machine share their metrics as local workers do: /metrics, whichever
+    # replica answers, adds up all of that machine's replicas.
+    with tempfile.TemporaryDirectory(prefix="keel-metrics-") as metrics_dir, connected(engine, project.store_path):
+        env[MULTIPROCESS_ENV] = metrics_dir
         serve_replicas(
             project.name,
             build,
