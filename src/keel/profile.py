@@ -83,8 +83,9 @@ class Drift:
 def profile_column(name: str, kind: str, values: np.ndarray) -> ColumnProfile:
     """The reference histogram of one column of canonical values."""
     if kind == TEXT:
-        lengths = profile_column(name, NUMERIC, token_counts(values))
         per_text = [TOKEN.findall(text.lower()) if text else [] for text in values]
+        counts = np.array([len(w) if text else np.nan for w, text in zip(per_text, values, strict=True)])
+        lengths = profile_column(name, NUMERIC, counts)  # tokens per text, as token_counts gives
         tokens: dict[str, int] = {}
         for words in per_text:
             for token in words:

@@ -102,3 +102,25 @@ def test_fitted_vocabularies_hold_plain_ints_and_transform_the_same(sms: pd.Data
     vocabulary = features.named_transformers_["text_text"].vocabulary_
     assert {type(i) for i in vocabulary.values()} == {int}  # skops writes these inline
     assert np.array_equal(features.transform(frame).toarray(), before)
+
+
+def test_trials_reuse_the_fitted_text_transforms_only_for_the_same_rows(sms: pd.DataFrame) -> None:
+    from keel.config import ProjectConfig
+    from keel.training.fit import _transformed
+    from keel.training.prepare import Prepared
+
+    schema = InputSchema((Column("text", TEXT),))
+    frame = sms.iloc[:600]
+    data = Prepared(
+        schema, None, None,  # _transformed reads only the schema and the rows
+        schema.frame_to_arrays(frame), np.zeros(600), np.arange(600), np.arange(0),
+        np.arange(400), None, ProjectConfig(name="sms", data=SMS, target="label"),
+    )  # fmt: skip
+    first = _transformed(data, np.arange(400), None, True, False)
+    again = _transformed(data, np.arange(400), None, True, False)
+    other = _transformed(data, np.arange(200, 600), None, True, False)
+    assert again[0] is first[0]  # the same fitted transforms: no refit
+    assert other[0] is not first[0] and other[1].shape[0] == 400  # other rows: fitted again
+    assert (
+        other[0].named_transformers_["text_text"].vocabulary_ != first[0].named_transformers_["text_text"].vocabulary_
+    )

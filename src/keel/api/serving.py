@@ -167,7 +167,7 @@ def _serve_on_ray(
     env = {k: v for k in (ADMIN_TOKEN_ENV,) if (v := os.environ.get(k))}
     # The replicas of one machine share their metrics as local workers do: /metrics, whichever
     # replica answers, adds up all of that machine's replicas.
-    with tempfile.TemporaryDirectory(prefix="keel-metrics-") as metrics_dir, connected(engine, project.store_path):
+    with tempfile.TemporaryDirectory(prefix="keel-metrics-") as metrics_dir, connected(engine):
         env[MULTIPROCESS_ENV] = metrics_dir
         serve_replicas(
             project.name,
@@ -315,7 +315,7 @@ def _predict_on_ray(
         raise DataError(f"{target} is not empty.", hint="Name a new or empty directory: nothing is overwritten.")
     bundle = load_alias(Store(project.store_path), project.name, alias)  # verified here before any worker
     start = time.perf_counter()
-    with connected(engine, project.store_path) as ray:
+    with connected(engine) as ray:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         concurrency = max(1, cpus - 1)  # one CPU stays free for Ray Data's read and write tasks
         rows = score_on_ray(source, target, bundle.path, bundle.digest, concurrency)

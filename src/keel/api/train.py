@@ -107,7 +107,7 @@ def train(
         )
         end = started + cfg.train.budget_seconds * (1 - TRACKING_SHARE)
         searcher = _searcher(engine, store)
-        with _engine_session(engine, store):
+        with _engine_session(engine):
             searched = _search_all(data, settings, end, step, _trial_logger(tracker, parent, tags, on_trial), searcher)
         candidates = [
             _final(family, searched.get(family), data, settings, tracker, parent, tags, step)
@@ -175,7 +175,7 @@ def _searcher(engine: Engine, store: Store) -> Callable[..., SearchResult]:
     return on_ray
 
 
-def _engine_session(engine: Engine, store: Store) -> Any:
+def _engine_session(engine: Engine) -> Any:
     """Ray connected (or started) for the search, on the Ray engine; nothing locally."""
     import contextlib
 
@@ -183,7 +183,7 @@ def _engine_session(engine: Engine, store: Store) -> Any:
         return contextlib.nullcontext()
     from keel.engines.ray import connected
 
-    return connected(engine, store.root)
+    return connected(engine)
 
 
 def _search_all(

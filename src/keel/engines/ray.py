@@ -43,7 +43,7 @@ def require_ray() -> Any:
 
 
 @contextmanager
-def connected(engine: Engine, store: Path) -> Iterator[Any]:
+def connected(engine: Engine) -> Iterator[Any]:
     """Ray, connected to ``engine.address`` or started here (``engine.num_cpus``), for the
     duration of the block; a Ray instance started here is shut down after it."""
     ray = require_ray()
@@ -57,7 +57,7 @@ def connected(engine: Engine, store: Path) -> Iterator[Any]:
     if engine.address:
         options["address"] = engine.address
     else:
-        options |= {"num_cpus": engine.num_cpus, "_temp_dir": str(_temp_dir(store))}
+        options |= {"num_cpus": engine.num_cpus, "_temp_dir": str(_temp_dir())}
     try:
         ray.init(**options)
     except ConnectionError as exc:
@@ -71,7 +71,7 @@ def connected(engine: Engine, store: Path) -> Iterator[Any]:
         ray.shutdown()
 
 
-def _temp_dir(store: Path) -> Path:
+def _temp_dir() -> Path:
     """Ray's session files; Unix socket paths must stay under 108 bytes, so a short path."""
     path = Path("/tmp") / f"keel-ray-{os.getuid()}"
     path.mkdir(parents=True, exist_ok=True)
