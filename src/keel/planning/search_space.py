@@ -18,7 +18,9 @@ def suggest(trial: Any, family: str, task: str) -> dict[str, Any]:
     """Hyperparameters of ``family`` for ``task`` from ``trial`` (an Optuna Trial or FixedTrial)."""
     if family == "baseline":
         return {}
-    if family == "linear":
+    if family in ("lora", "finetune"):
+        return {}  # one fit with the project's text settings (keel.yaml text:), early-stopped
+    if family in ("linear", "embeddings"):  # embeddings: a logistic regression on them
         if task == "regression":
             return {"alpha": trial.suggest_float("alpha", 1e-3, 1e3, log=True)}
         return {"C": trial.suggest_float("C", 1e-3, 1e2, log=True)}
@@ -55,6 +57,7 @@ def default_params(family: str, task: str) -> dict[str, Any]:
     """Reasonable defaults: the first trial of every search (so a tiny budget still gets a sane model)."""
     defaults = {
         "linear": {"alpha": 1.0} if task == "regression" else {"C": 1.0},
+        "embeddings": {"C": 1.0},
         "random_forest": {"n_estimators": 300, "max_depth": 12, "min_samples_leaf": 2, "max_features": 0.5},
         "lightgbm": {
             "learning_rate": 0.05,

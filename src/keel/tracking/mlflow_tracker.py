@@ -12,7 +12,16 @@ from keel.errors import RegistryError
 
 MAX_PARAM_LENGTH = 6000
 # Types a skops-saved pipeline may contain; anything else is refused, not trusted.
-TRUSTED_MODULES = ("sklearn.", "lightgbm.", "xgboost.", "numpy.", "collections.", "builtins.", "scipy.")
+TRUSTED_MODULES = (
+    "sklearn.",
+    "lightgbm.",
+    "xgboost.",
+    "numpy.",
+    "collections.",
+    "builtins.",
+    "scipy.",
+    "keel.textmodels.",
+)
 MODEL_REQUIREMENTS = ["scikit-learn", "lightgbm", "xgboost-cpu", "skops", "numpy", "pandas"]
 
 

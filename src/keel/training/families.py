@@ -7,8 +7,13 @@
 | random_forest | RandomForestClassifier | RandomForestRegressor | yes (random_state) |
 | lightgbm | LGBMClassifier | LGBMRegressor | yes: ``deterministic=True``, row-wise histograms, same thread count |
 | xgboost | XGBClassifier | XGBRegressor | yes: ``hist`` on CPU with a fixed seed and thread count |
+| embeddings | sentence embeddings of the text column -> LogisticRegression(C) | - | yes |
+| lora | the text encoder fine-tuned with LoRA adapters and a linear head | - | yes: seeded, same thread count |
+| finetune | the text encoder with every weight fine-tuned, and a linear head | - | yes: seeded, same thread count |
 
-Boosted families take up to ``MAX_BOOSTING_ROUNDS`` rounds and stop early on a validation split.
+Boosted families take up to ``MAX_BOOSTING_ROUNDS`` rounds and stop early on a validation split;
+fine-tuned ones (``FINE_TUNED``) run up to ``text.epochs`` epochs and stop early on it too. The
+text families are in ``keel.textmodels`` (the ``text`` extra).
 """
 
 from __future__ import annotations
@@ -18,13 +23,43 @@ from typing import Any
 from keel.errors import ConfigError
 from keel.planning.search_space import MAX_BOOSTING_ROUNDS
 
-FAMILIES = ("baseline", "linear", "random_forest", "lightgbm", "xgboost")
+FAMILIES = ("baseline", "linear", "random_forest", "lightgbm", "xgboost", "embeddings", "lora", "finetune")
 BOOSTERS = ("lightgbm", "xgboost")
+FINE_TUNED = ("lora", "finetune")  # one fit with early stopping, not searched (minutes per fit on a CPU)
+TEXT_FAMILIES = ("embeddings", *FINE_TUNED)  # read one text column through a transformer encoder
 EARLY_STOPPING_ROUNDS = 50
 
 
-def make_estimator(family: str, classification: bool, params: dict[str, Any], seed: int, threads: int) -> Any:
-    """A fresh, unfitted estimator of ``family`` with ``params`` (from the search space)."""
+def make_estimator(
+    family: str, classification: bool, params: dict[str, Any], seed: int, threads: int, text: Any = None
+) -> Any:
+    """A fresh, unfitted estimator of ``family`` with ``params`` (from the search space);
+    ``text`` is the project's ``TextConfig`` (the fine-tuned families read it)."""
+    if family in FINE_TUNED:
+        from keel.config import TextConfig
+        from keel.textmodels.estimators import EncoderClassifier
+
+        if not classification:
+            raise ConfigError(f"family '{family}' classifies texts; this task is regression.")
+        settings = text or TextConfig()
+        return EncoderClassifier(
+            model=settings.encoder,
+            method="lora" if family == "lora" else "full",
+            rank=settings.lora_rank,
+            learning_rate=settings.learning_rate,
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            max_length=settings.max_length,
+            patience=settings.patience,
+            seed=seed,
+            threads=threads,
+        )
+    if family == "embeddings":
+        if not classification:
+            raise ConfigError("family 'embeddings' classifies texts; this task is regression.")
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(max_iter=2000, **params)
     if family == "baseline":
         from sklearn.dummy import DummyClassifier, DummyRegressor
 

@@ -3,14 +3,17 @@
 Boosted families fit their transforms first, then the booster with the validation rows as
 its eval set: early stopping picks the number of rounds, an optional ``on_round`` hook
 sees the validation loss every ``REPORT_EVERY`` rounds (the search prunes with it), and the
-loss curves of the final fit show where validation loss started to diverge.
+loss curves of the final fit show where validation loss started to diverge. Fine-tuned text
+families (``FINE_TUNED``) do the same per epoch, and stop at a deadline.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +21,7 @@ import numpy as np
 from keel.evaluation.metrics import classification_metrics, regression_metrics
 from keel.features.build import build_preprocessor, categorical_indices, plain_vocabularies
 from keel.schema import LOG_LABEL, LOG_SCORE, TEXT, arrays_to_frame
-from keel.training.families import BOOSTERS, EARLY_STOPPING_ROUNDS, make_estimator
+from keel.training.families import BOOSTERS, EARLY_STOPPING_ROUNDS, FINE_TUNED, TEXT_FAMILIES, make_estimator
 from keel.training.prepare import Prepared
 
 REPORT_EVERY = 10
@@ -45,12 +48,10 @@ class Candidate:
     model_uri: str = ""
 
 
-_TRANSFORMED: dict[tuple[bool, bool], tuple[Any, ...]] = {}  # see _transformed
+_TRANSFORMED: dict[str, tuple[Any, ...]] = {}  # see _transformed
 
 
-def _transformed(
-    data: Prepared, train: np.ndarray, valid: np.ndarray | None, scale: bool, native: bool
-) -> tuple[Any, Any, Any]:
+def _transformed(data: Prepared, train: np.ndarray, valid: np.ndarray | None, family: str) -> tuple[Any, Any, Any]:
     """The feature transforms fitted on the ``train`` rows, and the rows transformed.
 
     Transforms have no searched parameters, so every trial of a family fits the same ones.
@@ -59,23 +60,50 @@ def _transformed(
     the data and rows are the same; tabular transforms are cheap to refit and are not kept
     (the cache would hold a copy of the training matrix)."""
     if not any(c.kind == TEXT for c in data.schema.columns):
-        return _fit_transforms(data, train, valid, scale, native)
-    key = (scale, native)
+        return _fit_transforms(data, train, valid, family)
+    key = _transform_kind(family)
     rows = hash(train.tobytes()), None if valid is None else hash(valid.tobytes())
     kept = _TRANSFORMED.get(key)
     if kept is not None and kept[0] is data and kept[1] == rows:
         return kept[2]
     if kept is not None and kept[0] is not data:
         _TRANSFORMED.clear()  # new data: nothing kept is valid any more
-    result = _fit_transforms(data, train, valid, scale, native)
+    result = _fit_transforms(data, train, valid, family)
     _TRANSFORMED[key] = (data, rows, result)
     return result
 
 
-def _fit_transforms(
-    data: Prepared, train: np.ndarray, valid: np.ndarray | None, scale: bool, native: bool
-) -> tuple[Any, Any, Any]:
-    features = build_preprocessor(data.schema, scale=scale, native_categorical=native)
+def _transform_kind(family: str) -> str:
+    if family == "embeddings":
+        return "embeddings"
+    if family in FINE_TUNED:
+        return "texts"
+    return f"tabular|scale={family == 'linear'}|native={family in NATIVE_CATEGORICAL}"
+
+
+def build_features(family: str, data: Prepared) -> Any:
+    """The feature transforms ``family`` reads its inputs through (fitted by the caller)."""
+    if family in TEXT_FAMILIES:
+        from keel.textmodels.estimators import TextColumn, TextEncoder
+
+        text = [c.name for c in data.schema.columns if c.kind == TEXT]
+        if len(text) != 1 or len(data.schema.columns) != 1:
+            from keel.errors import ConfigError
+
+            raise ConfigError(
+                f"family '{family}' reads one text column alone; this data has {len(text)} text and "
+                f"{len(data.schema.columns) - len(text)} other input column(s).",
+                hint="Drop the other columns in keel.yaml, or use the linear family (TF-IDF) for mixed inputs.",
+            )
+        cfg = data.config.text
+        if family == "embeddings":
+            return TextEncoder(text[0], cfg.encoder, cfg.max_length, data.config.train.threads)
+        return TextColumn(text[0])
+    return build_preprocessor(data.schema, scale=family == "linear", native_categorical=family in NATIVE_CATEGORICAL)
+
+
+def _fit_transforms(data: Prepared, train: np.ndarray, valid: np.ndarray | None, family: str) -> tuple[Any, Any, Any]:
+    features = build_features(family, data)
     x_train = features.fit_transform(arrays_to_frame(data.schema, data.rows(train)))
     plain_vocabularies(features)
     x_valid = None if valid is None else features.transform(arrays_to_frame(data.schema, data.rows(valid)))
@@ -93,18 +121,28 @@ def fit_family(
     threads: int,
     on_round: RoundHook | None = None,
     curves: bool = False,
+    deadline: float | None = None,
+    checkpoints: Path | None = None,
 ) -> Candidate:
-    """Fit ``family`` on the ``train`` rows (boosters stop early on ``valid``)."""
+    """Fit ``family`` on the ``train`` rows (boosters and fine-tuned families stop early on
+    ``valid``). Fine-tuned families stop at ``deadline`` (time.monotonic) too, and keep a
+    checkpoint per epoch under ``checkpoints`` to resume a killed fit from."""
     from sklearn.pipeline import Pipeline
 
     start = time.perf_counter()
     native = family in NATIVE_CATEGORICAL
     boosted = family in BOOSTERS and valid is not None
-    features, x_train, x_valid = _transformed(data, train, valid if boosted else None, family == "linear", native)
-    estimator = make_estimator(family, data.plan.classification, params, seed, threads)
+    tuned = family in FINE_TUNED
+    features, x_train, x_valid = _transformed(data, train, valid if boosted or tuned else None, family)
+    estimator = make_estimator(family, data.plan.classification, params, seed, threads, data.config.text)
     fit_args = {"categorical_feature": categorical_indices(data.schema)} if native else {}
     history: dict[str, list[float]] = {}
-    if boosted:
+    if tuned:
+        eval_set = (x_valid, data.y[valid]) if valid is not None else None
+        folder = checkpoints / _rows_key(train, valid) if checkpoints is not None else None
+        estimator.fit(x_train, data.y[train], eval_set, on_round, deadline, folder)
+        history = dict(estimator.curves_)
+    elif boosted:
         train_set, valid_set = (x_train, data.y[train]), (x_valid, data.y[valid])
         history = _fit_booster(family, estimator, train_set, valid_set, on_round, curves, fit_args)
     else:
@@ -207,7 +245,17 @@ class _XGBoostHook:
         return Hook()
 
 
+def _rows_key(train: np.ndarray, valid: np.ndarray | None) -> str:
+    """A checkpoint folder per set of rows: a resumed fit continues only on the same rows."""
+    digest = hashlib.sha256(train.tobytes())
+    if valid is not None:
+        digest.update(valid.tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _iterations(family: str, estimator: Any) -> int | None:
+    if family in FINE_TUNED:
+        return estimator.best_epoch_ or round(estimator.epochs_run_)
     if family == "lightgbm":
         return int(estimator.best_iteration_ or estimator.n_estimators_)
     if family == "xgboost":

@@ -18,6 +18,7 @@ from keel.errors import ConfigError, DataError, TrainingError
 from keel.planning.rules import Decision, Plan, decide_task, make_plan
 from keel.schema import TEXT, InputSchema
 from keel.store import Store
+from keel.textmodels.models import text_extra_installed
 
 RESERVED_PREFIX = "keel_"
 
@@ -80,6 +81,9 @@ def prepare(frame: Any, config: ProjectConfig, source: str, triage: TriageReport
         split=split,
         ensemble=config.train.ensemble,
         text_columns=sum(1 for c in schema.columns if c.kind == TEXT),
+        text_only=len(schema.columns) == 1 and schema.columns[0].kind == TEXT,
+        transformers=text_extra_installed(),
+        domain=config.text.domain,
     )
     search_train, valid = train, None
     if not plan.cross_validate:

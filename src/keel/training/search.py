@@ -12,13 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from keel.evaluation.metrics import is_better, metric_value
 from keel.planning.search_space import VERSION, default_params, suggest
-from keel.training.families import BOOSTERS
+from keel.training.families import BOOSTERS, FINE_TUNED
 from keel.training.fit import Candidate, StopTraining, fit_family, predict
 from keel.training.prepare import Prepared
 
@@ -60,6 +61,7 @@ class SearchSettings:
     threads: int
     resume: bool = False
     max_trials: int | None = None  # per family, counting the trials a resumed study already ran
+    checkpoints: str = ""  # fine-tuned families keep a checkpoint per epoch here (resumed with ``resume``)
 
 
 def search(
@@ -173,17 +175,23 @@ def refit(
     train: np.ndarray,
     valid: np.ndarray | None,
     settings: SearchSettings,
+    deadline: float | None = None,
 ) -> Candidate:
     """The final model, on every training row, with the search space rebuilt from ``params`` (FixedTrial).
 
     Boosted families first fit on ``train`` with early stopping on ``valid`` (for the number of
     rounds and the loss curves), then refit on train + valid with the rounds scaled to the rows.
+    Fine-tuned families fit once, on ``train`` with early stopping on ``valid`` (keeping the best
+    epoch), until ``deadline``: a second fine-tuning on every row would double minutes of CPU.
     """
     import optuna
 
     fixed = suggest(optuna.trial.FixedTrial(params), family, data.plan.task) if params else {}
     everything = np.sort(train if valid is None else np.concatenate([train, valid]))
     fit = {"seed": settings.seed, "threads": settings.threads}
+    if family in FINE_TUNED:
+        folder = checkpoint_folder(settings, family, data)
+        return fit_family(family, fixed, data, train, valid, deadline=deadline, checkpoints=folder, **fit)
     if family not in BOOSTERS or valid is None:
         return fit_family(family, fixed, data, everything, None, **fit)
     probe = fit_family(family, fixed, data, train, valid, curves=True, **fit)
@@ -194,6 +202,21 @@ def refit(
     final.curves, final.iterations, final.overfit_iteration = probe.curves, rounds, probe.overfit_iteration
     final.fit_seconds += probe.fit_seconds
     return final
+
+
+def checkpoint_folder(settings: SearchSettings, family: str, data: Prepared) -> Path | None:
+    """Where ``family``'s epochs are checkpointed: one folder per study prefix (model, data, seed),
+    family and text settings. Without ``resume`` what a killed fit left there is cleared first."""
+    if not settings.checkpoints:
+        return None
+    import hashlib
+    import shutil
+
+    key = hashlib.sha256(f"{settings.study_prefix}|{data.config.text.model_dump_json()}".encode()).hexdigest()[:16]
+    folder = Path(settings.checkpoints) / f"{family}-{key}"
+    if not settings.resume:
+        shutil.rmtree(folder, ignore_errors=True)
+    return folder
 
 
 def evaluate(
