@@ -18,9 +18,11 @@ from keel.errors import ConfigError, ExportError, RegistryError
 from keel.evaluation.gate import Check, improvement_check, latency_check, parity_check, recent_check, slice_check
 from keel.evaluation.suite import slice_groups
 from keel.exporting.bundle import REFERENCE, Bundle, load_bundle, write_bundle
+from keel.exporting.feed import TOKENIZER_FILE, Feeder
 from keel.exporting.importance import output_sensitivity
 from keel.exporting.parity import Latency, Parity, check_parity, measure_latency
 from keel.exporting.reference import reference_estimates, reference_sample
+from keel.exporting.transformer import is_transformer
 from keel.registry.champion import (
     BUNDLE_DIGEST_TAG,
     CHAMPION,
@@ -54,6 +56,7 @@ class ExportResult:
     digest: str
     parity: Parity
     latency: Latency
+    quantization: dict[str, Any] | None = None  # transformer graphs exported with export.quantize
 
 
 def resolve(project: Project, ref: str | None) -> tuple[MlflowRegistry, ModelVersion]:
@@ -81,35 +84,42 @@ def export(project: Project, ref: str | None = None, *, on_step: Step | None = N
     pipeline = registry.load_pipeline(version)
     with tempfile.TemporaryDirectory() as tmp:
         files = registry.download(version.run_id, "keel", Path(tmp))
-        schema, meta, profile, holdout = _run_files(files, project.config.export.parity_rows)
+        schema, meta, profile, holdout, labels = _run_files(files, project.config.export.parity_rows)
         sample = reference_sample(files / "holdout.parquet", schema, project.config.monitor.domain_rows)
     classification = meta["plan"]["task"] != "regression"
     step("converting the pipeline to ONNX")
-    from keel.exporting.onnx_convert import convert_pipeline
-
-    model, schema = convert_pipeline(pipeline, schema, classification)
-    step(f"checking parity on {len(next(iter(holdout.values()))):,} held-out rows")
     settings = project.config.export
-    tolerance = settings.parity_tolerance if classification else settings.regression_parity_tolerance
-    parity = check_parity(pipeline, model, schema, holdout, classification, tolerance)
+    if is_transformer(pipeline):
+        model, parity, extra = _export_transformer(pipeline, schema, holdout, labels, settings, step)
+        feeder = Feeder(schema, extra["metadata"]["tokens"], extra["files"][TOKENIZER_FILE].decode())
+    else:
+        from keel.exporting.onnx_convert import convert_pipeline
+
+        model, schema = convert_pipeline(pipeline, schema, classification)
+        step(f"checking parity on {len(next(iter(holdout.values()))):,} held-out rows")
+        tolerance = settings.parity_tolerance if classification else settings.regression_parity_tolerance
+        parity = check_parity(pipeline, model, schema, holdout, classification, tolerance)
+        extra, feeder = {"metadata": {}, "parity": {}, "files": {}, "tags": {}}, Feeder(schema)
     if not parity.passed:
         raise ExportError(
             f"parity failed for {version.ref}: max |native - ONNX| {parity.output} difference {parity.max_diff:.2e} "
             f"exceeds {parity.tolerance:.0e} (label agreement {parity.label_agreement}).",
             hint="The ONNX graph would serve different predictions; nothing was exported.",
         )
-    latency = measure_latency(model, schema, holdout)
+    latency = measure_latency(model, schema, holdout, feeder=feeder)
     step("measuring how much the output depends on each column")
-    importance = output_sensitivity(model, schema, holdout, classification, seed=project.config.seed)
-    estimates = reference_estimates(model, schema, holdout, meta["plan"]["task"])
+    importance = output_sensitivity(model, schema, holdout, classification, seed=project.config.seed, feeder=feeder)
+    estimates = reference_estimates(model, schema, holdout, meta["plan"]["task"], feeder=feeder)
     documents = {
         "schema.json": schema.to_dict(),
-        "metadata.json": _metadata(version, meta) | {"importance": importance, "estimated_reference": estimates},
+        "metadata.json": _metadata(version, meta)
+        | {"importance": importance, "estimated_reference": estimates}
+        | extra["metadata"],
         "profile.json": profile,
-        "parity.json": {"parity": parity.to_dict(), "latency": latency.to_dict()},
+        "parity.json": {"parity": parity.to_dict(), "latency": latency.to_dict()} | extra["parity"],
     }
     bundle = store.bundle_dir(version.name, version.version)
-    digest = write_bundle(bundle, model, documents, {REFERENCE: sample})
+    digest = write_bundle(bundle, model, documents, {REFERENCE: sample} | extra["files"])
     step("recording the bundle in the registry")
     registry.log_artifacts(version.run_id, bundle, "bundle")
     registry.set_version_tags(
@@ -119,11 +129,12 @@ def export(project: Project, ref: str | None = None, *, on_step: Step | None = N
             BUNDLE_DIGEST_TAG: digest,
             "keel.parity_max_diff": f"{parity.max_diff:.3e}",
             "keel.exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        },
+        }
+        | extra["tags"],
     )
     if registry.aliases(version.name):
         sync_serving(registry, store, version.name)
-    return ExportResult(version, bundle, digest, parity, latency)
+    return ExportResult(version, bundle, digest, parity, latency, extra["parity"].get("quantization"))
 
 
 def promote(
@@ -378,9 +389,47 @@ def rollback(project: Project, name: str | None = None, *, reason: str = "") -> 
     return rollback_champion(registry, Store(project.store_path).ensure(), name or project.name, reason)
 
 
+def _export_transformer(
+    pipeline: Any,
+    schema: InputSchema,
+    holdout: dict[str, np.ndarray],
+    labels: np.ndarray,
+    settings: Any,
+    step: Step,
+) -> tuple[bytes, Parity, dict[str, Any]]:
+    """A transformer pipeline's graph, its logit parity against PyTorch and, when
+    ``export.quantize``, its INT8 version if accuracy holds; what the bundle adds for them
+    (tokenizer.json, the tokens settings, the quantization record, registry tags)."""
+    from keel.exporting.transformer import convert_transformer, logit_parity, quantize
+
+    graph = convert_transformer(pipeline, schema)
+    step(f"checking logit parity with PyTorch on {len(labels):,} held-out texts")
+    parity = logit_parity(graph, pipeline, schema, holdout, settings.logit_tolerance)
+    model = graph.model
+    extra: dict[str, Any] = {
+        "metadata": {"tokens": graph.tokens, "graph": "transformer", "encoder": graph.encoder},
+        "parity": {},
+        "files": {TOKENIZER_FILE: graph.tokenizer.encode()},
+        "tags": {"keel.max_logit_diff": f"{parity.max_diff:.3e}"},
+    }
+    if settings.quantize and parity.passed:
+        step("quantizing to INT8 and checking accuracy")
+        int8, record = quantize(graph, schema, holdout, labels, settings.quantize_budget)
+        model = int8 if int8 is not None else model
+        extra["parity"]["quantization"] = record
+        extra["metadata"]["precision"] = "int8" if int8 is not None else "fp32"
+        extra["tags"] |= {
+            "keel.quantized": "int8" if int8 is not None else "refused",
+            "keel.int8_accuracy_drop": f"{record['accuracy_drop']:.4f}",
+            "keel.fp32_accuracy": f"{record['fp32_accuracy']:.4f}",
+            "keel.int8_accuracy": f"{record['int8_accuracy']:.4f}",
+        }
+    return model, parity, extra
+
+
 def _run_files(
     folder: Path, max_rows: int
-) -> tuple[InputSchema, dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+) -> tuple[InputSchema, dict[str, Any], dict[str, Any], dict[str, np.ndarray], np.ndarray]:
     import pyarrow.parquet as pq
 
     try:
@@ -397,7 +446,8 @@ def _run_files(
     for col in schema.columns:
         values = table.column(col.name).to_numpy(zero_copy_only=False)
         arrays[col.name] = values.astype(np.float32) if col.kind == NUMERIC else values.astype(object)
-    return schema, meta, profile, arrays
+    labels = table.column("keel_target").to_numpy() if "keel_target" in table.column_names else np.empty(0)
+    return schema, meta, profile, arrays, labels
 
 
 def _metadata(version: ModelVersion, meta: dict[str, Any]) -> dict[str, Any]:

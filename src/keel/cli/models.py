@@ -53,9 +53,14 @@ def train(
     engine: EngineOption = None,
     address: AddressOption = None,
 ) -> None:
-    """Baselines, then a budgeted search per family, every run tracked; the best on validation is registered."""
+    """Baselines, then a budgeted search per family, every run tracked; the best on validation is registered.
+    With task: generation, supervised fine-tuning of llm.model on the conversations instead."""
     from keel.api.train import train as run_train
 
+    project = project_of(ctx, data)
+    if project.config.task == "generation":
+        _train_generation(project, budget, resume)
+        return
     _project, result = _with_progress(
         run_train, ctx, data, budget, allow, reason, hypothesis, resume, engine=engine, address=address
     )
@@ -321,6 +326,31 @@ def summary(project: Any, ref: str) -> None:
     out.print(f"  runs            mlflow ui --backend-store-uri {project.tracking_uri}")
 
 
+def _train_generation(project: Any, budget: str | None, resume: bool) -> None:
+    from rich.table import Table
+
+    from keel.api.generation import train_generation
+
+    if budget:
+        project = project.with_budget(parse_duration(budget))
+    with status("fine-tuning") as step:
+        result = train_generation(project, on_step=step, resume=resume)
+    out = console()
+    out.print(f"method  [bold]{result.method}[/]: {result.rule}")
+    table = Table("metric", "value", box=None, pad_edge=False)
+    for name in ("perplexity_before", "perplexity", "exact_match", "token_f1", "eval_loss"):
+        if name in result.metrics:
+            table.add_row(name, fmt(result.metrics[name]))
+    out.print(table)
+    share = result.trainable_parameters / max(result.parameters, 1)
+    out.print(
+        f"trained {result.trainable_parameters:,} of {result.parameters:,} parameters ({share:.2%}) on "
+        f"{result.train_rows:,} conversations, {result.held_out_rows:,} held out, in {result.seconds:.1f} s"
+    )
+    out.print(f"saved   {result.output}" + (f"\nmerged  {result.merged}" if result.merged else ""))
+    out.print(f"run     {result.run_id[:8]} (mlflow ui --backend-store-uri {result.tracking_uri})")
+
+
 def _render_training(result: Any) -> None:
     from rich.table import Table
 
@@ -358,6 +388,9 @@ def _render_training(result: Any) -> None:
             c.run_id[:8],
         )
     out.print(table)
+    if result.verdict is not None:
+        colour = "green" if result.verdict.value == "beaten" else "yellow"
+        out.print(f"[{colour}]TF-IDF baseline {result.verdict.value}[/]: {result.verdict.rule}")
     out.print(
         f"registered [bold]{result.version.ref}[/] ({result.best.family}, test {m} {fmt(result.best.metrics[m])}), "
         f"data {result.data.short}, {result.seconds:.1f} s of a {plan.budget_seconds:g} s budget"
@@ -369,12 +402,22 @@ def _render_export(result: Any) -> None:
     p, lat = result.parity, result.latency
     agreement = f", labels agree {p.label_agreement:.1%}" if p.label_agreement is not None else ""
     out.print(f"exported [bold]{result.version.ref}[/] to {result.bundle}")
+    reference = "PyTorch" if p.output == "logits" else "native"
     out.print(
-        f"  parity: max |native - ONNX| {p.output} {p.max_diff:.2e} <= {p.tolerance:.0e} on {p.rows:,} "
+        f"  parity: max |{reference} - ONNX| {p.output} {p.max_diff:.2e} <= {p.tolerance:.0e} on {p.rows:,} "
         f"held-out rows{agreement}"
     )
+    q = result.quantization
+    if q:
+        verdict = "[green]kept[/]" if q["accepted"] else "[yellow]refused, fp32 kept[/]"
+        out.print(
+            f"  int8: {verdict}: accuracy {q['fp32_accuracy']:.4f} -> {q['int8_accuracy']:.4f} (drop "
+            f"{q['accuracy_drop']:+.4f}, budget {q['budget']:.4f}), {q['fp32_bytes'] / 2**20:.0f} -> "
+            f"{q['int8_bytes'] / 2**20:.0f} MB"
+        )
+    batch32 = f", 32 rows p50 {lat.batch32_p50_ms:.2f} ms" if lat.batch32_p50_ms is not None else ""
     out.print(
-        f"  latency: one row p50 {lat.single_row_p50_ms:.3f} ms, p99 {lat.single_row_p99_ms:.3f} ms; "
+        f"  latency: one row p50 {lat.single_row_p50_ms:.3f} ms, p99 {lat.single_row_p99_ms:.3f} ms{batch32}; "
         f"batch {lat.batch_rows_per_s:,.0f} rows/s"
     )
 

@@ -144,9 +144,10 @@ def recent_check(
 
 
 def parity_check(parity: dict[str, Any]) -> Check:
-    """The export's recorded parity (native pipeline vs ONNX graph)."""
+    """The export's recorded parity (native pipeline vs ONNX graph; PyTorch logits for transformers)."""
     passed = bool(parity.get("passed"))
-    detail = f"max |native - ONNX| {parity.get('max_diff', float('nan')):.2e} <= {parity.get('tolerance', 0):.0e}"
+    reference = "PyTorch - ONNX| logit" if parity.get("output") == "logits" else "native - ONNX|"
+    detail = f"max |{reference} {parity.get('max_diff', float('nan')):.2e} <= {parity.get('tolerance', 0):.0e}"
     if parity.get("label_agreement") is not None:
         detail += f", labels agree {parity['label_agreement']:.1%}"
     return Check("export parity", passed, detail, dict(parity))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from keel.exporting.feed import Feeder
 from keel.exporting.runtime import make_session
 from keel.schema import InputSchema
 
@@ -11,7 +12,12 @@ SENSITIVITY_ROWS = 2000
 
 
 def output_sensitivity(
-    model: bytes, schema: InputSchema, arrays: dict[str, np.ndarray], classification: bool, seed: int = 0
+    model: bytes,
+    schema: InputSchema,
+    arrays: dict[str, np.ndarray],
+    classification: bool,
+    seed: int = 0,
+    feeder: Feeder | None = None,
 ) -> dict[str, float]:
     """Per column: the mean absolute change of the served score (P(positive), max P, or the
     value) when that column alone is shuffled across held-out rows, normalised to sum to 1.
@@ -20,13 +26,14 @@ def output_sensitivity(
     do to the predictions being served; the monitor ranks drifting columns by it.
     """
     session = make_session(model)
+    feed_of = feeder or Feeder(schema)
     rng = np.random.default_rng(seed)
     n = len(next(iter(arrays.values())))
     take = np.sort(rng.choice(n, min(n, SENSITIVITY_ROWS), replace=False))
     base = {name: values[take] for name, values in arrays.items()}
 
     def score(feed: dict[str, np.ndarray]) -> np.ndarray:
-        outputs = session.run(None, schema.onnx_feed(feed))
+        outputs = feed_of.run(session, feed)
         if not classification:
             return outputs[0].astype(np.float64).ravel()
         proba = outputs[1]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from keel.evaluation.metrics import estimated_metrics
+from keel.exporting.feed import Feeder
 from keel.exporting.runtime import make_session
 from keel.schema import InputSchema
 
@@ -28,13 +29,13 @@ def reference_sample(holdout: Path, schema: InputSchema, rows: int, seed: int = 
 
 
 def reference_estimates(
-    model: bytes, schema: InputSchema, arrays: dict[str, np.ndarray], task: str
+    model: bytes, schema: InputSchema, arrays: dict[str, np.ndarray], task: str, feeder: Feeder | None = None
 ) -> dict[str, float]:
     """The label-free estimates (keel.monitoring.performance) on held-out rows, scored by the
     exported graph: how far they sit from the measured test metrics shows the calibration."""
     if task == "regression":
         return {}
-    outputs = make_session(model).run(None, schema.onnx_feed(arrays))
+    outputs = (feeder or Feeder(schema)).run(make_session(model), arrays)
     proba = outputs[1]
     score = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
     return estimated_metrics(task, score.astype(np.float64))

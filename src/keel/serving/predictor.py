@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from keel.exporting.bundle import Bundle
+from keel.exporting.feed import Feeder
 from keel.exporting.runtime import make_session
 
 
@@ -27,6 +28,7 @@ class Predictor:
         self.bundle = bundle
         self.schema = bundle.schema
         self.session = make_session(bundle.model_file, threads)
+        self.feed = Feeder.of_bundle(bundle)  # one tensor per column, or a text column tokenised
         classes = bundle.metadata.get("classes")
         self.classes: list[str] | None = list(classes) if classes else None
         self._class_array = np.asarray(classes, dtype=object) if classes else None
@@ -36,7 +38,7 @@ class Predictor:
         return self.classes is not None
 
     def predict(self, arrays: dict[str, np.ndarray]) -> Predictions:
-        outputs = self.session.run(None, self.schema.onnx_feed(arrays))
+        outputs = self.feed.run(self.session, arrays)  # a transformer graph: in chunks of texts
         if self._class_array is None:
             return Predictions(score=outputs[0].astype(np.float64).ravel())
         proba = outputs[1]
