@@ -15,6 +15,7 @@ from keel.config import Project
 from keel.errors import ConfigError, MonitorError
 from keel.monitoring.domain import DomainLimits, domain_check
 from keel.monitoring.drift import DriftReport, Thresholds, report
+from keel.monitoring.embedding import EmbeddingLimits, text_embedding_drift
 from keel.monitoring.log import read_log
 from keel.monitoring.performance import LOG_TRUTH, Target, performance
 from keel.monitoring.slices import SLICES_KEY, slice_drift
@@ -75,14 +76,27 @@ def monitor(
     )
     kinds = {c.name: c.kind for c in bundle.schema.columns}
     slices = bundle.profile.get(SLICES_KEY, {})
+    meaning = EmbeddingLimits(
+        settings.embedding_distance_drift,
+        settings.embedding_distance_alert,
+        settings.alpha,
+        min(settings.domain_rows, 2000),
+        project.config.seed,
+    )
+    encoder = bundle.metadata.get("encoder")  # transformer bundles: their own encoder
 
     def one(part: Any, lo: datetime | None, hi: datetime | None) -> DriftReport:
         drift = report(bundle.model, bundle.version, profile, part, limits, _iso(lo), _iso(hi), importance)
+        embedded, note = [], ""
+        if settings.embedding_drift:
+            embedded, note = text_embedding_drift(reference, part, kinds, encoder, meaning)
         return replace(
             drift,
             performance=performance(target, part),
             domain=None if reference is None else domain_check(reference, part, kinds, domain),
             slices=slice_drift(slices, part, target, settings.prediction_sigmas),
+            embeddings=embedded,
+            embedding_note=note,
         )
 
     overall = one(table, start, end)

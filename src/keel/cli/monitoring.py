@@ -96,6 +96,11 @@ def _print(report: Any, path: Any) -> None:
     if report.domain is not None:
         status = report.domain.status
         out.print(f"{report.domain.describe()}: {'[bold red]alert[/]' if status == 'alert' else status}")
+    for moved_meaning in report.embeddings:
+        status = moved_meaning.status
+        out.print(f"{moved_meaning.describe()}: {'[bold red]alert[/]' if status == 'alert' else status}")
+    if report.embedding_note:
+        out.print(report.embedding_note)
     if report.performance is not None and (report.performance.estimated or report.performance.metric):
         verdict = " [bold red]decayed[/]" if report.performance.decayed else ""
         out.print(f"performance: {report.performance.describe()}{verdict}")
@@ -119,6 +124,8 @@ def _print(report: Any, path: Any) -> None:
         pred = "" if w.prediction is None else f", mean prediction {w.prediction.sigmas:+.1f} SE"
         if w.domain is not None:
             pred += f", domain AUC {w.domain.auc:.3f}"
+        for e in w.embeddings:
+            pred += f", {e.column} embedding distance {e.distance:.4f} ({e.status})"
         perf = w.performance
         if perf is not None and perf.value is not None:
             pred += f", {perf.metric} {perf.value:.3f} [{perf.low:.3f}, {perf.high:.3f}]"

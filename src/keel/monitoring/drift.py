@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from keel.monitoring.domain import DomainCheck
+from keel.monitoring.embedding import EmbeddingDrift
 from keel.monitoring.performance import Performance
 from keel.monitoring.slices import SliceGroup
 from keel.profile import NOT_TOKEN_PATTERN, TOKEN_PATTERN, ColumnProfile, numeric_counts, psi
@@ -111,6 +112,8 @@ class DriftReport:
     performance: Performance | None = None  # estimated, and measured where labels joined
     domain: DomainCheck | None = None  # the multivariate check (bundles with a reference sample)
     slices: list[SliceGroup] = field(default_factory=list)  # per evaluate.slices group (informative)
+    embeddings: list[EmbeddingDrift] = field(default_factory=list)  # text columns (keel.monitoring.embedding)
+    embedding_note: str = ""  # why there are none, when the check could not run
 
     @property
     def moved(self) -> list[ColumnDrift]:
@@ -128,6 +131,7 @@ class DriftReport:
             bool(self.alerts)
             or (self.prediction is not None and self.prediction.alert)
             or (self.domain is not None and self.domain.status == "alert")
+            or any(e.status == "alert" for e in self.embeddings)
             or (self.performance is not None and self.performance.decayed)
         )
 

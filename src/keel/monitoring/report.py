@@ -61,6 +61,11 @@ def _summary(report: DriftReport) -> str:
     if report.domain is not None:
         verdict = "<span class='sev block'>alert</span>" if report.domain.status == "alert" else report.domain.status
         items.append(f"<li>{_e(report.domain.describe())}: {verdict}</li>")
+    for e in report.embeddings:
+        verdict = "<span class='sev block'>alert</span>" if e.status == "alert" else e.status
+        items.append(f"<li>{_e(e.describe())}: {verdict}</li>")
+    if report.embedding_note:
+        items.append(f"<li>{_e(report.embedding_note)}</li>")
     perf = report.performance
     if perf is not None and (perf.estimated or perf.metric):
         verdict = " <span class='sev block'>decayed</span>" if perf.decayed else ""
