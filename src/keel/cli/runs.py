@@ -37,19 +37,33 @@ def plan(
 
 
 def estimate_memory(
-    params: Annotated[str, typer.Option(help="Parameter count, e.g. 7B or 350M.")],
+    params: Annotated[str | None, typer.Option(help="Parameter count, e.g. 7B or 350M.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Or a local model directory: its parameters are counted (text extra).")
+    ] = None,
     precision: Annotated[str, typer.Option(help="fp32, bf16, fp16, int8 or int4.")] = "bf16",
     mode: Annotated[str, typer.Option(help="inference, full, lora or qlora.")] = "inference",
     batch: Annotated[int, typer.Option(help="Sequences per step.")] = 1,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 2048,
     vram: Annotated[float | None, typer.Option(help="GPU memory in GiB: recommend the strategy that fits.")] = None,
 ) -> None:
-    """GPU memory for transformer inference or fine-tuning, by part, and what fits a given GPU."""
+    """GPU memory for transformer inference or fine-tuning, by part, and what fits a given GPU;
+    with --vram, the fine-tuning method `keel train` (task: generation) would choose."""
     from rich.table import Table
 
-    from keel.planning.memory import GIB, estimate, parse_parameters, recommend
+    from keel.errors import ConfigError
+    from keel.planning.memory import GIB, decide_method, estimate, parse_parameters, recommend
 
-    count = parse_parameters(params)
+    if (params is None) == (model is None):
+        raise ConfigError("give either --params (e.g. 7B) or --model (a local model directory).")
+    if model is not None:
+        from keel.textmodels.llm import count_parameters
+        from keel.textmodels.models import require_text_extra, resolve_model
+
+        require_text_extra()
+        count = float(count_parameters(str(resolve_model(model))))
+    else:
+        count = parse_parameters(str(params))
     result = estimate(count, precision, mode, batch, seq_len)
     table = Table("part", "GiB", box=None, pad_edge=False)
     for name, size in result.parts.items():
@@ -62,6 +76,9 @@ def estimate_memory(
         out.print(
             f"recommended for {vram:g} GiB: {recommend(count, vram, training=mode != 'inference', batch=batch, seq_len=seq_len)}"
         )
+        if mode != "inference":
+            chosen = decide_method(count, "auto", None, vram, batch, seq_len)
+            out.print(f"keel train (task: generation, llm.method: auto) would fine-tune with {chosen.method}")
 
 
 @runs_app.command("compare")

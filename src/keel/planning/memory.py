@@ -21,10 +21,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from keel.errors import ConfigError
+from keel.errors import ConfigError, TrainingError
 
 PRECISION_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
 MODES = ("inference", "full", "lora", "qlora")
+METHODS = ("lora", "qlora", "full")  # fine-tuning methods keel train can run (task: generation)
 LORA_SHARE = 0.004
 OVERHEAD = 0.10
 # (parameters, layers, hidden) of common decoder sizes: GPT-2 small/medium, 1B, 3B, Llama 7B/13B/34B/70B.
@@ -114,3 +115,41 @@ def recommend(parameters: float, vram_gb: float, *, training: bool, batch: int =
         f"nothing fits in {vram_gb:g} GiB (the smallest, {options[-1][0]} at {options[-1][1]}, needs "
         f"{smallest / GIB:.1f} GiB): lower the batch or sequence length, use a smaller model, or more GPUs"
     )
+
+
+@dataclass(frozen=True)
+class MethodDecision:
+    method: str
+    precision: str
+    rule: str
+
+
+def decide_method(
+    parameters: float, configured: str, cuda_gib: float | None, vram_gb: float | None, batch: int, seq_len: int
+) -> MethodDecision:
+    """LoRA, QLoRA or full fine-tuning by the GPU memory there is (``cuda_gib``, None without
+    CUDA) or is planned for (``vram_gb``), unless keel.yaml sets it."""
+    if configured != "auto":
+        if configured not in METHODS:
+            raise ConfigError(f"unknown llm.method '{configured}'.", hint=f"Use auto or one of: {', '.join(METHODS)}.")
+        if configured == "qlora" and cuda_gib is None:
+            raise ConfigError(
+                "llm.method qlora needs a CUDA GPU (bitsandbytes' 4-bit kernels); this machine has none.",
+                hint="Use llm.method: lora on this machine, or run on a GPU machine.",
+            )
+        precision = "int4" if configured == "qlora" else "bf16" if cuda_gib is not None else "fp32"
+        return MethodDecision(configured, precision, "set in keel.yaml (llm.method)")
+    memory = vram_gb if vram_gb is not None else cuda_gib
+    if cuda_gib is None and vram_gb is None:
+        need = estimate(parameters, "fp32", "lora", batch, seq_len).total
+        return MethodDecision(
+            "lora",
+            "fp32",
+            f"no CUDA GPU: LoRA in fp32 on the CPU (about {need / GIB:.2f} GiB of memory); QLoRA needs CUDA",
+        )
+    assert memory is not None
+    verdict = recommend(parameters, memory, training=True, batch=batch, seq_len=seq_len)
+    if verdict.startswith("nothing fits"):
+        raise TrainingError(f"{parameters / 1e9:.2f}B parameters: {verdict}.")
+    method, precision = verdict.split(":")[0].split(" at ")
+    return MethodDecision(method, precision, f"{parameters / 1e9:.3g}B parameters, {verdict} (keel estimate-memory)")
