@@ -81,6 +81,25 @@ keel monitor --labels labels.csv
 step "keel retrain: the champion was promoted minutes ago, so the cooldown holds (cron: keel retrain --trigger drift)"
 keel retrain
 
+SMS="$ROOT/../shared/datasets/sms_spam.parquet"
+if [[ -f "$SMS" ]]; then
+  step "text: sms_spam (5,574 texts) planned by its label count: TF-IDF, sentence embeddings and LoRA, exported with its tokenizer"
+  mkdir -p "$DEMO/sms" && cd "$DEMO/sms"
+  cat > keel.yaml <<YAML
+name: sms-spam
+data: $SMS
+target: label
+task: text
+train: {budget_seconds: 150}
+text: {epochs: 1}                 # LoRA: one epoch, stopped early by the budget on a CPU (docs/text.md)
+export: {quantize: true}          # INT8 kept only if accuracy drops by less than 1 point
+YAML
+  keel run
+  printf 'text\nWINNER!! You have been selected for a FREE prize. Call 09061701461 now\nsee you at lunch?\n' > texts.csv
+  keel predict texts.csv -o scored.csv && cat scored.csv
+  cd "$DEMO"
+fi
+
 step "Where to look"
 VERSION="$(python -c 'import json; print(json.load(open(".keel/serving/adult-income.json"))["aliases"]["champion"])')"
 echo "champion model    adult-income@$VERSION"
@@ -88,4 +107,5 @@ echo "bundle (ONNX)     $DEMO/.keel/bundles/adult-income/$VERSION"
 echo "prediction log    $DEMO/.keel/predictions/adult-income/"
 echo "monitor reports   $DEMO/.keel/reports/"
 echo "batch predictions $DEMO/predictions.parquet"
+[[ -d "$DEMO/sms/.keel" ]] && echo "text model        $DEMO/sms/.keel/bundles/sms-spam (ONNX + tokenizer.json)"
 echo "MLflow runs       mlflow ui --backend-store-uri sqlite:///$DEMO/.keel/mlflow.db"

@@ -163,3 +163,37 @@ def start_server(tmp_path: Path) -> Iterator[object]:
     yield start
     for server in servers:
         server.stop()
+
+
+SMS = SHARED_DATASETS / "sms_spam.parquet"
+
+
+@pytest.fixture
+def text_extra() -> None:
+    """For tests/text_extra: skipped where the text extra is not installed, a failure in CI
+    (which installs it, as `make test` does); skipped without the sms_spam data set."""
+    from keel.textmodels.models import text_extra_installed
+
+    if not text_extra_installed():
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the text extra's tests, but it is not installed: pip install -e '.[text]'")
+        pytest.skip("the text extra is not installed: pip install -e '.[text]'")
+    if not SMS.is_file():
+        pytest.skip(f"{SMS} is not here (see ../shared/datasets/README.md)")
+
+
+@pytest.fixture(scope="session")
+def sms_sample() -> object:
+    """400 sms_spam rows (13% spam), the same every run."""
+    import pandas as pd
+
+    if not SMS.is_file():
+        pytest.skip(f"{SMS} is not here (see ../shared/datasets/README.md)")
+    return pd.read_parquet(SMS).sample(400, random_state=7).reset_index(drop=True)
+
+
+@pytest.fixture
+def sms_file(tmp_path: Path, sms_sample: object) -> Path:
+    file = tmp_path / "sms.parquet"
+    sms_sample.to_parquet(file)  # type: ignore[attr-defined]
+    return file
