@@ -116,9 +116,9 @@ def test_trials_reuse_the_fitted_text_transforms_only_for_the_same_rows(sms: pd.
         schema.frame_to_arrays(frame), np.zeros(600), np.arange(600), np.arange(0),
         np.arange(400), None, ProjectConfig(name="sms", data=SMS, target="label"),
     )  # fmt: skip
-    first = _transformed(data, np.arange(400), None, True, False)
-    again = _transformed(data, np.arange(400), None, True, False)
-    other = _transformed(data, np.arange(200, 600), None, True, False)
+    first = _transformed(data, np.arange(400), None, "linear")
+    again = _transformed(data, np.arange(400), None, "linear")
+    other = _transformed(data, np.arange(200, 600), None, "linear")
     assert again[0] is first[0]  # the same fitted transforms: no refit
     assert other[0] is not first[0] and other[1].shape[0] == 400  # other rows: fitted again
     assert (

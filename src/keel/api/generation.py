@@ -40,12 +40,35 @@ class GenerationResult:
     tracking_uri: str
 
 
-def train_generation(project: Project, *, on_step: Step | None = None, resume: bool = False) -> GenerationResult:
-    """Check the data and the chat template, decide the method, fine-tune, evaluate, save."""
+@dataclass(frozen=True)
+class GenerationPlan:
+    """What ``keel train`` will do for ``task: generation``, decided and checked before any training."""
+
+    directory: str
+    parameters: int
+    method: Any  # keel.planning.memory.MethodDecision
+    train: list[list[dict[str, str]]]
+    held_out: list[list[dict[str, str]]]
+
+    def decisions(self, project: Project) -> list[tuple[str, str, str]]:
+        """(decision, value, rule) rows for ``keel plan``."""
+        llm = project.config.llm
+        return [
+            ("task", "generation", "set in keel.yaml: supervised fine-tuning on chats"),
+            ("model", str(llm.model), f"{self.parameters:,} parameters, local (keel never downloads)"),
+            ("method", f"{self.method.method} at {self.method.precision}", self.method.rule),
+            ("chat template", "checked", f"all {len(self.train) + len(self.held_out):,} conversations render with it"),
+            ("split", f"{len(self.held_out):,} held out", f"seeded shuffle, llm.held_out {llm.held_out:g}"),
+            ("evaluation", "perplexity, exact match, token F1", f"greedy answers to {llm.eval_rows} held-out prompts"),
+            ("budget", f"{project.config.train.budget_seconds:g}s", "training stops at it, keeping the best epoch"),
+        ]
+
+
+def plan_generation(project: Project, step: Step | None = None) -> GenerationPlan:
+    """Check the extra, the model, the data and the chat template, and decide the method."""
     import importlib.util
 
-    started = time.monotonic()
-    step = on_step or (lambda _message: None)
+    step = step or (lambda _message: None)
     cfg, llm = project.config, project.config.llm
     missing = [m for m in LLM_EXTRA if importlib.util.find_spec(m) is None]
     if missing:
@@ -58,13 +81,7 @@ def train_generation(project: Project, *, on_step: Step | None = None, resume: b
             hint="keel never downloads models: save one with save_pretrained and give its directory.",
         )
     from keel.planning.memory import decide_method
-    from keel.textmodels.llm import (
-        SftSettings,
-        check_chat_template,
-        conversations_of,
-        count_parameters,
-        fine_tune_llm,
-    )
+    from keel.textmodels.llm import check_chat_template, conversations_of, count_parameters
     from keel.textmodels.models import resolve_model
 
     directory = str(resolve_model(llm.model))
@@ -90,14 +107,30 @@ def train_generation(project: Project, *, on_step: Step | None = None, resume: b
     cuda_gib = torch.cuda.get_device_properties(0).total_memory / 2**30 if torch.cuda.is_available() else None
     parameters = count_parameters(directory)
     decision = decide_method(parameters, llm.method, cuda_gib, llm.vram_gb, llm.batch_size, llm.max_length)
+    if decision.method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError(
+            f"{decision.rule}: QLoRA needs bitsandbytes, not installed.",
+            hint="pip install bitsandbytes (on the GPU machine), or set llm.method: lora.",
+        )
     order = np.random.default_rng(cfg.seed).permutation(len(conversations))
     held = max(1, round(len(conversations) * llm.held_out))
-    held_out = [conversations[i] for i in order[:held]]
     train = [conversations[i] for i in order[held:]]
     if not train:
         raise DataError(
             f"only {len(conversations)} conversation(s): nothing is left to train on after the held-out share."
         )
+    return GenerationPlan(directory, parameters, decision, train, [conversations[i] for i in order[:held]])
+
+
+def train_generation(project: Project, *, on_step: Step | None = None, resume: bool = False) -> GenerationResult:
+    """Check the data and the chat template, decide the method, fine-tune, evaluate, save."""
+    from keel.textmodels.llm import SftSettings, fine_tune_llm
+
+    started = time.monotonic()
+    step = on_step or (lambda _message: None)
+    cfg, llm = project.config, project.config.llm
+    plan = plan_generation(project, step)
+    decision, train, held_out = plan.method, plan.train, plan.held_out
     store = Store(project.store_path).ensure()
     from keel.tracking.mlflow_tracker import MlflowTracker
 
@@ -140,7 +173,7 @@ def train_generation(project: Project, *, on_step: Step | None = None, resume: b
                 "method": decision.method,
                 "method_rule": decision.rule,
                 "precision": decision.precision,
-                "parameters": parameters,
+                "parameters": plan.parameters,
                 "train_rows": len(train),
                 "held_out_rows": len(held_out),
                 "llm": llm.model_dump_json(),
@@ -148,7 +181,7 @@ def train_generation(project: Project, *, on_step: Step | None = None, resume: b
         )
         step(f"fine-tuning ({decision.method}) on {len(train):,} conversations")
         result = fine_tune_llm(
-            directory,
+            plan.directory,
             train,
             held_out,
             settings,

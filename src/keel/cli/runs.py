@@ -29,6 +29,15 @@ def plan(
     project = project_of(ctx)
     if budget:
         project = project.with_budget(parse_duration(budget))
+    if project.config.task == "generation":
+        from keel.api.generation import plan_generation
+
+        rows = plan_generation(project).decisions(project)
+        generation = Table("decision", "value", "rule", box=None, pad_edge=False)
+        for row in rows:
+            generation.add_row(*row)
+        console().print(generation)
+        return
     the_plan, compute = make_plan(project)
     table = Table("decision", "value", "rule", box=None, pad_edge=False)
     for d in (*the_plan.decisions, compute):
