@@ -42,7 +42,7 @@ def test_a_text_model_from_plan_to_monitor(tmp_path: Path, sms_file: Path, start
     assert "baseline,linear,embeddings,lora" in plan.stdout and "100 to 10,000" in plan.stdout
 
     project = write_project(
-        tmp_path / "sms", sms_file, train={"budget_seconds": 90, "families": ["embeddings", "lora"]}
+        tmp_path / "sms", sms_file, train={"budget_seconds": 90, "max_trials": 8, "families": ["embeddings", "lora"]}
     )
     trained = keel("train", cwd=project, check=True)
     assert "embeddings" in trained.stdout and "lora" in trained.stdout
