@@ -120,7 +120,8 @@ def test_sft_with_lora_on_the_cpu_tracked_evaluated_and_merged(tmp_path: Path, t
     stored = list((folder / ".keel" / "llm" / "tiny-chat").iterdir())
     assert len(stored) == 1
     adapter, merged = stored[0] / "adapter", stored[0] / "merged"
-    assert (adapter / "adapter_config.json").is_file() and not (stored[0] / "checkpoints").exists()
+    assert (adapter / "adapter_config.json").is_file()
+    assert not list((folder / ".keel" / "checkpoints").glob("llm-*/checkpoint-*"))  # a finished fit keeps none
     tokenizer = AutoTokenizer.from_pretrained(merged)
     base = AutoModelForCausalLM.from_pretrained(tiny_llm)
     with_adapter = PeftModel.from_pretrained(base, adapter).eval()
@@ -129,6 +130,44 @@ def test_sft_with_lora_on_the_cpu_tracked_evaluated_and_merged(tmp_path: Path, t
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         assert torch.allclose(with_adapter(ids).logits, plain(ids).logits, atol=1e-4)
+
+
+def test_a_killed_sft_resumes_from_its_last_checkpoint(tmp_path: Path, tiny_llm: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import mlflow
+
+    from conftest import cli_environment
+
+    folder = project(tmp_path / "resume", tiny_llm, pd.DataFrame({"messages": conversations(160)}), epochs=40)
+    checkpoints = folder / ".keel" / "checkpoints"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keel", "train"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        env=cli_environment(),
+    )
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("llm-*/checkpoint-*/trainer_state.json")) and time.monotonic() < deadline:
+        assert process.poll() is None, "the fit ended before its first checkpoint"
+        time.sleep(0.1)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert list(checkpoints.glob("llm-*/checkpoint-*")), "the killed fit left no checkpoint"
+
+    resumed = keel("train", "--resume", cwd=folder, check=True)
+    assert "perplexity" in resumed.stdout
+    client = mlflow.MlflowClient(f"sqlite:///{folder / '.keel' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny-chat").experiment_id])
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    assert len(finished) == 1 and finished[0].data.params["resumed_from"].startswith("checkpoint-")
+    assert not list(checkpoints.glob("llm-*/checkpoint-*"))
 
 
 def test_pre_formatted_text_in_another_template_is_refused_before_training(tmp_path: Path, tiny_llm: Path) -> None:

@@ -151,7 +151,9 @@ def train_generation(project: Project, *, on_step: Step | None = None, resume: b
     if commit:
         tags["keel.git_commit"] = commit
     run_id = tracker.start_run(f"sft-{decision.method}", tags)
-    folder = store.root / "llm" / cfg.name / (f"{digest[:12]}-s{cfg.seed}-{decision.method}" if resume else run_id)
+    folder = store.root / "llm" / cfg.name / run_id
+    # one checkpoint folder per data, seed and method: a killed run leaves its epochs there for --resume
+    checkpoints = store.root / "checkpoints" / f"llm-{cfg.name}-{digest[:12]}-s{cfg.seed}-{decision.method}"
     settings = SftSettings(
         decision.method,
         decision.precision,
@@ -186,11 +188,14 @@ def train_generation(project: Project, *, on_step: Step | None = None, resume: b
             held_out,
             settings,
             folder,
+            checkpoints,
             merge=llm.merge,
             resume=resume,
             deadline=started + cfg.train.budget_seconds,
         )
         tracker.log_curves(run_id, result.curves)
+        if result.resumed_from:
+            tracker.log_params(run_id, {"resumed_from": result.resumed_from})
         tracker.log_metrics(run_id, result.metrics | {"trainable_parameters": float(result.trainable_parameters)})
         report = folder / "held_out"
         report.mkdir(exist_ok=True)

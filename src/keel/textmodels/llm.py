@@ -150,14 +150,17 @@ def fine_tune_llm(
     held_out: list[Conversation],
     settings: SftSettings,
     folder: Path,
+    checkpoints: Path,
     *,
     merge: bool = False,
     resume: bool = False,
     deadline: float | None = None,
     on_epoch: Callable[[int, float], bool] | None = None,
 ) -> SftResult:
-    """SFT with TRL on ``train``, evaluated on ``held_out``; writes under ``folder``:
-    ``checkpoints/`` (removed when done), ``adapter/`` or ``model/``, and ``merged/`` on request."""
+    """SFT with TRL on ``train``, evaluated on ``held_out``; writes ``adapter/`` or ``model/``,
+    and ``merged/`` on request, under ``folder``. A checkpoint per epoch goes to ``checkpoints``:
+    with ``resume`` training continues from the last one there, else they are cleared first;
+    a finished fit removes them."""
     import datasets
     import torch
     import transformers
@@ -188,8 +191,11 @@ def fine_tune_llm(
             target_modules="all-linear",
             task_type="CAUSAL_LM",
         )
-    checkpoints = folder / "checkpoints"
-    last = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
+    import shutil
+
+    if not resume:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     bf16 = cuda and settings.precision in ("bf16", "int4") and torch.cuda.is_bf16_supported()
     args = SFTConfig(
         output_dir=str(checkpoints),
@@ -251,8 +257,6 @@ def fine_tune_llm(
         merged_model = trained.merge_and_unload() if settings.method == "lora" else _merge_quantized(directory, output)
         merged_model.save_pretrained(str(merged_dir))
         tokenizer.save_pretrained(str(merged_dir))
-    import shutil
-
     shutil.rmtree(checkpoints, ignore_errors=True)
     return SftResult(
         output,
