@@ -82,6 +82,16 @@ def test_embeddings_are_mean_pooled_normalised_and_embedded_once(monkeypatch: py
     assert calls == [] and np.array_equal(again[0], vectors[1])
 
 
+def test_a_full_embedding_cache_is_emptied_without_losing_the_texts_it_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keel.textmodels.estimators as estimators
+
+    encoder = TextEncoder("text", max_length=16).fit(pd.DataFrame({"text": ["a"]}))
+    first = encoder.transform(pd.DataFrame({"text": ["cache one", "cache two"]}))
+    monkeypatch.setattr(estimators, "EMBED_CACHE_ROWS", 3)  # the next call overflows it
+    both = encoder.transform(pd.DataFrame({"text": ["cache one", "cache two", "new three", "new four"]}))
+    assert both.shape == (4, 384) and np.array_equal(both[:2], first)
+
+
 def test_lora_fine_tuning_learns_records_curves_and_round_trips_through_skops(sms_sample: pd.DataFrame) -> None:
     import skops.io as sio
 

@@ -120,20 +120,9 @@ def _sample(texts: list[Any], rows: int, rng: np.random.Generator) -> list[str]:
     return kept
 
 
-_CACHE: dict[tuple[str, str], np.ndarray] = {}  # (encoder, text) -> embedding: windows share texts with the whole
-
-
 def _embed(model: str, texts: list[str]) -> np.ndarray:
+    from keel.textmodels.estimators import embed_texts, weights_digest
     from keel.textmodels.models import resolve_model, tokenizer_json
-    from keel.textmodels.nets import embed
 
-    found = {t: _CACHE[(model, t)] for t in set(texts) if (model, t) in _CACHE}
-    todo = sorted(set(texts) - set(found))
-    if todo:
-        directory = resolve_model(model)
-        vectors = embed(str(directory), tokenizer_json(directory).decode(), todo, 128, threads=2)
-        found.update(zip(todo, vectors, strict=True))
-        if len(_CACHE) + len(todo) > 100_000:
-            _CACHE.clear()
-        _CACHE.update({(model, t): v for t, v in zip(todo, vectors, strict=True)})
-    return np.stack([found[t] for t in texts])
+    directory = resolve_model(model)
+    return embed_texts(str(directory), weights_digest(directory), tokenizer_json(directory).decode(), texts, 128, 2)

@@ -36,6 +36,27 @@ def texts_of(X: Any, column: str | None = None) -> list[Any]:
     return [v if isinstance(v, str) else None for v in values]
 
 
+def embed_texts(
+    directory: str, digest: str, tokenizer: str, texts: list[Any], max_length: int, threads: int = 1
+) -> np.ndarray:
+    """Sentence embeddings of ``texts`` (None is the empty text) by the encoder in ``directory``
+    (weights ``digest``), each text embedded once per process: the search's trials, the refit,
+    scoring and the monitor's windows share them."""
+    cache = _EMBEDDINGS.setdefault((f"{directory}|{digest}", max_length), {})
+    keys = [t if t is not None else "" for t in texts]
+    found = {k: cache[k] for k in set(keys) if k in cache}
+    todo = sorted(set(keys) - set(found))
+    if todo:
+        from keel.textmodels.nets import embed
+
+        vectors = embed(directory, tokenizer, todo, max_length, threads=threads)
+        found.update(zip(todo, vectors, strict=True))
+        if len(cache) + len(todo) > EMBED_CACHE_ROWS:
+            cache.clear()
+        cache.update(zip(todo, vectors, strict=True))
+    return np.stack([found[k] for k in keys]) if keys else np.empty((0, 0), dtype=np.float32)
+
+
 def weights_digest(directory: Path) -> str:
     """SHA-256 over the encoder's weight files (safetensors or bin), in name order; computed
     once per process and set of files (their sizes and modification times)."""
@@ -120,20 +141,7 @@ class TextEncoder(TransformerMixin, _Encoded):
     def transform(self, X: Any) -> np.ndarray:
         directory = str(self._directory())
         texts = texts_of(X, self.column)
-        cache = _EMBEDDINGS.setdefault((f"{directory}|{self.encoder_sha256_}", self.max_length), {})
-        keys = [t if t is not None else "" for t in texts]
-        todo = sorted({k for k in keys if k not in cache})
-        if todo:
-            from keel.textmodels.nets import embed
-
-            vectors = embed(directory, self.tokenizer_, todo, self.max_length, threads=self.threads)
-            if len(cache) + len(todo) > EMBED_CACHE_ROWS:
-                cache.clear()
-            cache.update(zip(todo, vectors, strict=True))
-            if len(todo) == len(keys):
-                lookup = dict(zip(todo, vectors, strict=True))
-                return np.stack([lookup[k] for k in keys])
-        return np.stack([cache[k] for k in keys]) if keys else np.empty((0, 0), dtype=np.float32)
+        return embed_texts(directory, self.encoder_sha256_, self.tokenizer_, texts, self.max_length, self.threads)
 
 
 class EncoderClassifier(ClassifierMixin, _Encoded):
