@@ -3,7 +3,6 @@ on chat data, tracked in MLflow like every other run (see keel.textmodels.llm)."
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -15,7 +14,7 @@ import numpy as np
 
 from keel.config import Project
 from keel.errors import ConfigError, DataError
-from keel.store import Store
+from keel.store import Store, sha256_file
 from keel.tracking import manifest
 
 Step = Callable[[str], None]
@@ -135,7 +134,7 @@ def train_generation(project: Project, *, on_step: Step | None = None, resume: b
     from keel.tracking.mlflow_tracker import MlflowTracker
 
     tracker = MlflowTracker(project.tracking_uri, cfg.name, store.artifacts)
-    digest = _file_digest(project.data_path)
+    digest = sha256_file(project.data_path)
     tags = manifest.environment() | {
         "keel.task": "generation",
         "keel.data_digest": digest,
@@ -238,11 +237,3 @@ def _read(path: Path) -> Any:
     from keel.data.load import load_table
 
     return load_table(path)
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

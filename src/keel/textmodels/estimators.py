@@ -222,7 +222,7 @@ class EncoderClassifier(ClassifierMixin, _Encoded):
         self.best_epoch_ = tuned.best_epoch
         self.epochs_run_ = tuned.epochs
         self.resumed_from_ = tuned.resumed_from
-        self._net = None
+        self._net = tuned.network  # the trained module: predicting after fit needs no rebuild
         return self
 
     def network(self) -> Any:

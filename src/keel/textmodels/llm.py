@@ -168,11 +168,10 @@ def fine_tune_llm(
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig, SFTTrainer
 
-    from keel.textmodels.nets import _Hooks
+    from keel.textmodels.models import quiet_transformers
+    from keel.textmodels.nets import EpochHooks, curves_of
 
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
+    quiet_transformers()
     torch.set_num_threads(settings.threads)
     transformers.set_seed(settings.seed)
     cuda = torch.cuda.is_available()
@@ -227,17 +226,13 @@ def fine_tune_llm(
         eval_dataset=datasets.Dataset.from_list([{"messages": c} for c in held_out]),
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[_Hooks(on_epoch, deadline), EarlyStoppingCallback(early_stopping_patience=settings.patience)],
+        callbacks=[EpochHooks(on_epoch, deadline), EarlyStoppingCallback(early_stopping_patience=settings.patience)],
     )
     trainer.remove_callback(PrinterCallback)
     before = float(trainer.evaluate()["eval_loss"]) if last is None else float("nan")
     trainer.train(resume_from_checkpoint=last)
     after = float(trainer.evaluate()["eval_loss"])
-    history = trainer.state.log_history
-    curves = {
-        "train": [float(h["loss"]) for h in history if "loss" in h],
-        "valid": [float(h["eval_loss"]) for h in history if "eval_loss" in h and "epoch" in h],
-    }
+    curves = curves_of(trainer.state.log_history)
     trained = trainer.model
     trained.eval()
     generations = generate(trained, tokenizer, held_out[: settings.eval_rows], settings.max_new_tokens)

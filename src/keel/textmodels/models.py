@@ -58,14 +58,24 @@ def resolve_model(model: str) -> Path:
     )
 
 
-@lru_cache(maxsize=4)
-def load_encoder(directory: str) -> tuple[object, object]:
-    """(tokenizer, encoder in eval mode) of a model directory, loaded once per process."""
+def quiet_transformers() -> None:
+    """No progress bars or advice from transformers (and datasets): keel reports progress itself."""
     import transformers
-    from transformers import AutoModel, AutoTokenizer
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    if importlib.util.find_spec("datasets") is not None:
+        import datasets
+
+        datasets.disable_progress_bars()
+
+
+@lru_cache(maxsize=4)
+def load_encoder(directory: str) -> tuple[object, object]:
+    """(tokenizer, encoder in eval mode) of a model directory, loaded once per process."""
+    from transformers import AutoModel, AutoTokenizer
+
+    quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     encoder = AutoModel.from_pretrained(directory, local_files_only=True)
     encoder.eval()

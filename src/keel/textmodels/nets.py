@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from keel.textmodels.models import load_encoder
+from keel.textmodels.models import load_encoder, quiet_transformers
 from keel.textmodels.tokens import by_length, encode, tokenizer_from_json
 
 EpochHook = Callable[[int, float], bool]  # (epoch, validation loss) -> stop now?
@@ -123,6 +123,7 @@ class FineTuned:
     best_epoch: int | None
     epochs: float
     resumed_from: str = ""
+    network: Any = None  # the trained module itself (so that predicting after fit needs no rebuild)
 
 
 def build(directory: str, classes: int, method: str, rank: int, weights: dict[str, np.ndarray] | None) -> EncoderHead:
@@ -183,8 +184,7 @@ def fine_tune(
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    quiet_transformers()
     torch.set_num_threads(settings.threads)
     transformers.set_seed(settings.seed)
     model = build(directory, classes, settings.method, settings.rank, None)
@@ -218,7 +218,7 @@ def fine_tune(
         remove_unused_columns=False,
         dataloader_num_workers=0,
     )
-    callbacks: list[Any] = [_Hooks(on_epoch, deadline)]
+    callbacks: list[Any] = [EpochHooks(on_epoch, deadline)]
     if valid is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.patience))
     trainer = Trainer(
@@ -233,10 +233,7 @@ def fine_tune(
     trainer.train(resume_from_checkpoint=last)
     model.eval()
     history = trainer.state.log_history
-    curves = {
-        "train": [float(h["loss"]) for h in history if "loss" in h],
-        "valid": [float(h["eval_loss"]) for h in history if "eval_loss" in h],
-    }
+    curves = curves_of(history)
     best = trainer.state.best_model_checkpoint
     best_epoch = _epoch_of(history, best) if best else None
     trained = {
@@ -249,7 +246,17 @@ def fine_tune(
     else:
         for folder in output.glob("checkpoint-*"):
             shutil.rmtree(folder, ignore_errors=True)
-    return FineTuned(trained, curves, best_epoch, float(trainer.state.epoch or 0), Path(last).name if last else "")
+    return FineTuned(
+        trained, curves, best_epoch, float(trainer.state.epoch or 0), Path(last).name if last else "", model
+    )
+
+
+def curves_of(history: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per-epoch training and validation losses from a Trainer's log history."""
+    return {
+        "train": [float(h["loss"]) for h in history if "loss" in h],
+        "valid": [float(h["eval_loss"]) for h in history if "eval_loss" in h and "epoch" in h],
+    }
 
 
 def _epoch_of(history: list[dict[str, Any]], checkpoint: str) -> int | None:
@@ -292,7 +299,7 @@ def _hooks_base() -> type:
     return TrainerCallback
 
 
-class _Hooks(_hooks_base()):  # type: ignore[misc]
+class EpochHooks(_hooks_base()):  # type: ignore[misc]
     """Reports each epoch's validation loss (the search prunes with it) and stops at the deadline."""
 
     def __init__(self, on_epoch: EpochHook | None, deadline: float | None) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from keel.errors import ConfigError
 from keel.evaluation.metrics import classification_metrics, regression_metrics
 from keel.features.build import build_preprocessor, categorical_indices, plain_vocabularies
 from keel.schema import LOG_LABEL, LOG_SCORE, TEXT, arrays_to_frame
@@ -88,8 +89,6 @@ def build_features(family: str, data: Prepared) -> Any:
 
         text = [c.name for c in data.schema.columns if c.kind == TEXT]
         if len(text) != 1 or len(data.schema.columns) != 1:
-            from keel.errors import ConfigError
-
             raise ConfigError(
                 f"family '{family}' reads one text column alone; this data has {len(text)} text and "
                 f"{len(data.schema.columns) - len(text)} other input column(s).",
