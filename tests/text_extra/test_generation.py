@@ -97,6 +97,24 @@ def project(folder: Path, model: Path | str, frame: pd.DataFrame, **llm: object)
     return folder
 
 
+def test_the_plan_and_estimate_memory_show_the_method_before_training(tmp_path: Path, tiny_llm: Path) -> None:
+    folder = project(tmp_path / "plan", tiny_llm, pd.DataFrame({"messages": conversations(40)}))
+    plan = keel("plan", cwd=folder, check=True)
+    assert "lora at fp32" in plan.stdout and "no CUDA GPU" in plan.stdout
+    assert "all 40 conversations render" in plan.stdout and "4 held out" in plan.stdout
+    assert not (folder / ".keel" / "llm").exists()  # planning trains nothing
+    from transformers import AutoModelForCausalLM
+
+    count = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_llm).parameters())
+    estimate = keel(
+        "estimate-memory", "--model", str(tiny_llm), "--mode", "lora", "--vram", "8", cwd=folder, check=True
+    )
+    assert f"{count / 1e9:g}B parameters" in estimate.stdout  # counted from the directory's config
+    assert "would fine-tune with full" in estimate.stdout  # a tiny model fits 8 GiB in full
+    neither = keel("estimate-memory", cwd=folder)
+    assert neither.returncode == 2 and "give either --params" in neither.stderr
+
+
 def test_sft_with_lora_on_the_cpu_tracked_evaluated_and_merged(tmp_path: Path, tiny_llm: Path) -> None:
     import mlflow
     import torch

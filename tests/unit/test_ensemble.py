@@ -75,3 +75,21 @@ def test_the_assembled_vote_is_the_blend_and_exports_with_parity(data, tmp_path:
     graph, schema = convert_pipeline(model, data.schema, classification=True)
     parity = check_parity(model, graph, schema, data.rows(data.test), classification=True, tolerance=1e-5)
     assert parity.passed, parity
+
+
+def test_text_encoder_families_stay_out_of_the_ensemble(data) -> None:
+    """An ensemble is exported as one scikit-learn graph, so a transformer family never joins
+    one. Here linear and embeddings each know half of the rows, so a vote of the two would be
+    chosen; with embeddings left out, one family remains and there is no ensemble."""
+    from keel.api.train import _ensemble
+    from keel.training.search import SearchResult
+
+    rows = data.search_train if data.valid is None else data.valid
+    truth = np.eye(2)[data.y[rows]]
+    half = (np.arange(len(rows)) % 2 == 0)[:, None]
+    confident, unsure = 0.95 * truth + 0.025, np.full_like(truth, 0.5)
+    predictions = {"linear": np.where(half, confident, unsure), "embeddings": np.where(half, unsure, confident)}
+    searched = {f: SearchResult(f, "study", {}, 0.9, 1, 1, 0.1, p) for f, p in predictions.items()}
+    weights = select_weights(predictions, data.y[rows], data.plan.metric, data.plan.greater_is_better)
+    assert set(weights) == {"linear", "embeddings"}  # without the rule, these two would be assembled
+    assert _ensemble(searched, [], data, lambda _message: None) is None
