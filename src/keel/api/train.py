@@ -51,9 +51,8 @@ class TrainResult:
     tracking_uri: str
     parent_run_id: str
     seconds: float
-    verdict: Decision | None = (
-        None  # text: did the transformer candidates beat TF-IDF? (planning.rules.baseline_verdict)
-    )
+    # text: did the transformer candidates beat TF-IDF? (planning.rules.baseline_verdict)
+    verdict: Decision | None = None
 
 
 @dataclass(frozen=True)
