@@ -146,14 +146,15 @@ EncoderClassifier(epochs=2, batch_size=16, max_length=32, seed=3, threads=1).fit
     time.sleep(0.5)  # the checkpoint's last file is written after trainer_state.json
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    saved = sorted(folder.glob("checkpoint-*"))
-    assert saved, "the killed fit left no checkpoint"
+    saved = sorted(folder.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name[11:]))
+    assert saved, "the killed fit left no complete checkpoint"
+    (folder / "checkpoint-100000").mkdir()  # what a kill mid-save leaves: a newer folder without its state
 
     frame = pd.read_parquet(sms_file)
     y = (frame["label"] == "spam").to_numpy().astype(int)
     model = EncoderClassifier(epochs=2, batch_size=16, max_length=32, seed=3, threads=1)
     model.fit(frame["text"][:300], y[:300], eval_set=(frame["text"][300:360], y[300:360]), checkpoints=folder)
-    assert model.resumed_from_ == saved[-1].name
+    assert model.resumed_from_ == saved[-1].parent.name  # the newest complete one
     assert model.epochs_run_ == pytest.approx(2.0)
     assert len(model.curves_["valid"]) == 2  # epoch 1 from before the kill, epoch 2 after
     assert not list(folder.glob("checkpoint-*"))

@@ -165,9 +165,9 @@ def fine_tune_llm(
     import torch
     import transformers
     from transformers import AutoTokenizer, EarlyStoppingCallback, PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig, SFTTrainer
 
+    from keel.textmodels.checkpoints import last_checkpoint
     from keel.textmodels.models import quiet_transformers
     from keel.textmodels.nets import EpochHooks, curves_of
 
@@ -194,7 +194,7 @@ def fine_tune_llm(
 
     if not resume:
         shutil.rmtree(checkpoints, ignore_errors=True)
-    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    last = last_checkpoint(checkpoints)
     bf16 = cuda and settings.precision in ("bf16", "int4") and torch.cuda.is_bf16_supported()
     args = SFTConfig(
         output_dir=str(checkpoints),

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from keel.textmodels.checkpoints import last_checkpoint
 from keel.textmodels.models import load_encoder, quiet_transformers
 from keel.textmodels.tokens import by_length, encode, tokenizer_from_json
 
@@ -182,7 +183,6 @@ def fine_tune(
     them. ``deadline`` (time.monotonic) stops training, keeping the best epoch evaluated."""
     import transformers
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
     quiet_transformers()
     torch.set_num_threads(settings.threads)
@@ -192,7 +192,7 @@ def fine_tune(
     tok = tokenizer_from_json(tokenizer, settings.max_length)
     output = checkpoints or Path(tempfile.mkdtemp(prefix="keel-finetune-"))
     output.mkdir(parents=True, exist_ok=True)
-    last = get_last_checkpoint(str(output))
+    last = last_checkpoint(output)
     steps_per_epoch = math.ceil(len(texts) / settings.batch_size)
     rate = settings.learning_rate if settings.method == "lora" else settings.learning_rate / 20
     args = TrainingArguments(
