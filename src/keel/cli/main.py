@@ -7,6 +7,8 @@ Command modules import keel.api lazily, so ``keel serve`` never loads training c
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import os
 import sys
@@ -67,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     import click
 
+    if argv is None:  # the process's own entry point, not a call from Python
+        # At exit the interpreter's last garbage collections walk every object that mlflow,
+        # pandas, sklearn and friends created: 0.75 s after `keel history`, 1.65 s after
+        # `keel train` (measured). Frozen objects are skipped; files and connections are
+        # closed by their owners and by the atexit handlers, which still run.
+        atexit.register(gc.freeze)
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     _quiet_libraries(debug)
