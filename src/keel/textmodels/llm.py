@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 import string
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -190,8 +191,6 @@ def fine_tune_llm(
             target_modules="all-linear",
             task_type="CAUSAL_LM",
         )
-    import shutil
-
     if not resume:
         shutil.rmtree(checkpoints, ignore_errors=True)
     last = last_checkpoint(checkpoints)
