@@ -284,10 +284,31 @@ def _cross_validate(
     return float(np.mean(scores)), out_of_fold
 
 
+def open_storage(url: str, attempts: int = 5) -> Any:
+    """Optuna's RDB storage at ``url``, safe when other processes open the same new database.
+
+    Optuna creates its tables and writes its schema version when a storage is first opened,
+    without a lock: two processes opening one fresh SQLite file at once fail with "table
+    studies already exists" or "UNIQUE constraint failed: alembic_version.version_num" (8 of
+    10 tries with four processes here; a CI run met it between ``keel train`` and a reader).
+    The loser finds the schema complete when it opens the storage again.
+    """
+    import optuna
+    import sqlalchemy.exc
+
+    options = {"connect_args": {"timeout": 30}}
+    for attempt in range(1, attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=options)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            time.sleep(0.05 * attempt)
+    return optuna.storages.RDBStorage(url, engine_kwargs=options)
+
+
 def open_study(family: str, data: Prepared, settings: SearchSettings) -> Any:
     import optuna
 
-    storage = optuna.storages.RDBStorage(settings.storage, engine_kwargs={"connect_args": {"timeout": 30}})
+    storage = open_storage(settings.storage)
     base = f"{settings.study_prefix}|{family}|v{VERSION}"
     existing = [s.study_name for s in optuna.get_all_study_summaries(storage) if s.study_name.startswith(base + "|")]
     numbers = sorted(int(name.rsplit("|", 1)[1]) for name in existing)
