@@ -302,6 +302,15 @@ def resolve_tracking_uri(store: Path, configured: str | None = None) -> str:
     return f"sqlite:///{(store / 'mlflow.db').resolve()}"
 
 
+def cache_dir() -> Path:
+    """Where keel keeps what any project may reuse (the migrated MLflow store template):
+    KEEL_CACHE_DIR, else $XDG_CACHE_HOME/keel, else ~/.cache/keel. Deleting it is always safe."""
+    configured = os.environ.get("KEEL_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keel"
+
+
 def load_project(path: Path | str | None = None) -> Project:
     """Read and validate a project file (default: ``./keel.yaml``).
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from keel.errors import ModelNotFoundError
-from keel.tracking.mlflow_tracker import mlflow_errors
+from keel.tracking.mlflow_tracker import mlflow_errors, skops_io
+from keel.tracking.sqlite_store import prepare_sqlite_store
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class MlflowRegistry:
         with mlflow_errors(tracking_uri):
             from mlflow import MlflowClient
 
+            prepare_sqlite_store(tracking_uri)
             self._client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
 
     def register(self, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
@@ -114,6 +116,7 @@ class MlflowRegistry:
         import mlflow
         import mlflow.sklearn
 
+        skops_io()  # before MLflow imports it, without torch
         with mlflow_errors(self.uri):
             mlflow.set_tracking_uri(self.uri)
             mlflow.set_registry_uri(self.uri)

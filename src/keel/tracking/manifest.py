@@ -46,8 +46,22 @@ def git_commit(path: Path) -> str | None:
 
 def frozen_requirements() -> str:
     """Every installed distribution as ``name==version`` lines (like pip freeze)."""
-    lines = {f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions() if d.metadata["Name"]}
+    lines = {f"{name}=={version}" for name, version in map(_name_and_version, metadata.distributions()) if name}
     return "\n".join(sorted(lines, key=str.lower)) + "\n"
+
+
+def _name_and_version(distribution: metadata.Distribution) -> tuple[str, str]:
+    """Name and Version from the metadata's header lines only: ``Distribution.metadata`` parses
+    every long description too (0.39 s for 197 distributions here, against 0.02 s)."""
+    text = distribution.read_text("METADATA") or distribution.read_text("PKG-INFO") or ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line:  # the headers end at the first empty line
+            break
+        key, _, value = line.partition(":")
+        if key in ("Name", "Version"):
+            fields.setdefault(key, value.strip())
+    return fields.get("Name", ""), fields.get("Version", "")
 
 
 def _version(name: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from keel.errors import RegistryError
 from keel.tracking.mlflow_tracker import mlflow_errors
+from keel.tracking.sqlite_store import prepare_sqlite_store
 
 DEAD_END_TAG = "keel.dead_end"
 
@@ -39,6 +40,7 @@ class RunStore:
         with mlflow_errors(tracking_uri):
             from mlflow import MlflowClient
 
+            prepare_sqlite_store(tracking_uri)
             self._client = MlflowClient(tracking_uri)
             found = self._client.get_experiment_by_name(experiment)
         if found is None:
