@@ -134,3 +134,15 @@ def test_processes_opening_one_new_study_database_at_once_all_get_it(tmp_path: P
             process.join(60)
         outcomes = [results.get(timeout=5) for _ in processes]
         assert outcomes == ["ok"] * 4, outcomes
+
+
+@pytest.mark.parametrize(
+    ("budget", "searches_for"),
+    [(4, 2.0), (8, 4.7), (20, 15.5), (60, 51.5)],  # small budgets keep half for the searches
+)
+def test_the_searches_leave_the_tracking_share_and_the_model_logging_of_the_budget(
+    budget: float, searches_for: float
+) -> None:
+    from keel.api.train import search_end
+
+    assert search_end(100.0, budget) == pytest.approx(100.0 + searches_for)

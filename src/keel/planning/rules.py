@@ -13,7 +13,7 @@
 | - always | beside the TF-IDF baseline (``linear``), which each must beat on validation, or ``baseline_verdict`` says the problem is the data |
 | ensemble | unless ``train.ensemble: false``, a soft vote of the searched families weighted by greedy selection (``keel.training.ensemble``) on validation predictions; kept only if best on validation |
 | split | the data stage's recommendation (``keel.data.split``) |
-| budget | keel.yaml's ``train.budget_seconds`` or ``--budget``; 15% is kept for tracking, and after each family's search about 2.5 of its best (or median, if longer) trial times are kept for its final refit |
+| budget | keel.yaml's ``train.budget_seconds`` or ``--budget``; 10% plus 2.5 s (at most half) is kept for tracking, and after each family's search about 2.5 of its best (or median, if longer) trial times are kept for its final refit |
 | compute | the training matrix's memory (rows x encoded features x 8 bytes) and the trials the budget allows at the first trial's speed |
 """
 
