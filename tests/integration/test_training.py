@@ -57,7 +57,8 @@ def test_kill_9_in_a_search_then_resume_keeps_the_completed_trials(project_dir: 
         process.kill()  # SIGKILL: no cleanup, a trial may be left running
         process.wait()
     assert any(len(v) >= 3 for v in before.values()), "the search never completed three trials"
-    resumed = keel("train", "--resume", "--budget", "20s", cwd=project_dir)  # start-up (imports, triage, MLflow) takes about 7 s here
+    # 20 s: start-up (imports, triage, MLflow) takes about 7 s of it here
+    resumed = keel("train", "--resume", "--budget", "20s", cwd=project_dir)
     assert resumed.returncode == 0, resumed.stderr
     after = completed_trials(store)
     for study, numbers in before.items():
