@@ -196,3 +196,30 @@ def test_the_whole_text_model_exports_with_logit_parity_and_int8_within_budget(
     feeder = Feeder(schema, graph.tokens, graph.tokenizer)
     outputs = make_session(graph.model).run(None, feeder(held))
     assert np.allclose(outputs[1], pipeline.predict_proba(pd.DataFrame(held)), atol=1e-5)
+
+
+def test_fine_tuning_stops_early_enough_to_score_what_follows_by_the_deadline(tmp_path: Path) -> None:
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from keel.textmodels.nets import EpochHooks
+
+    args = TrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=16, eval_strategy="epoch", use_cpu=True, report_to="none"
+    )
+
+    def stops(scored_after: int, texts_per_second: float | None = None, step_seconds: float = 0.0) -> bool:
+        """Whether training stops after its first step (of 16 texts), 10 s before the deadline."""
+        hooks, state, control = EpochHooks(None, time.monotonic() + 10, scored_after), TrainerState(), TrainerControl()
+        hooks.on_train_begin(args, state, control)
+        hooks.started -= step_seconds  # the step took this long
+        if texts_per_second is not None:  # an evaluation measured the scoring rate
+            hooks.on_evaluate(args, state, control, metrics={"eval_samples_per_second": texts_per_second})
+        state.global_step = 1
+        return bool(hooks.on_step_end(args, state, control).should_training_stop)
+
+    assert not stops(0, 50.0)  # nothing to score after the fit: train until the deadline
+    assert not stops(400, 50.0)  # 8 s of scoring fit in the 10 s left
+    assert stops(600, 50.0)  # 12 s do not: stop now, and evaluate the partial epoch
+    # before any evaluation, a text scores in a third of a training text's time: 3 s / 16 / 3
+    assert not stops(100, step_seconds=3.0)  # 6.25 s
+    assert stops(200, step_seconds=3.0)  # 12.5 s

@@ -89,6 +89,28 @@ def test_same_seed_and_data_give_the_same_predictions(data, tmp_path: Path) -> N
     np.testing.assert_array_equal(runs[0], runs[1])
 
 
+def test_a_refit_past_the_deadline_keeps_the_validated_fit_and_replays_as_recorded(data, tmp_path: Path) -> None:
+    from keel.schema import arrays_to_frame
+
+    params = {
+        "learning_rate": 0.1,
+        "num_leaves": 15,
+        "min_child_samples": 10,
+        "colsample_bytree": 0.8,
+        "subsample": 0.8,
+        "reg_lambda": 0.1,
+    }
+    frame = arrays_to_frame(data.schema, data.rows(data.test))
+    refit_args = ("lightgbm", params, data, data.search_train, data.valid, settings(tmp_path))
+    in_time = refit(*refit_args, deadline=time.monotonic() + 600)
+    late = refit(*refit_args, deadline=time.monotonic())  # no time left for a fit on every row
+    assert (in_time.rows, late.rows) == ("all", "train")
+    assert late.iterations and in_time.iterations > late.iterations  # the rounds grew with the rows
+    replayed = refit(*refit_args, rows="train")  # as `keel reproduce` replays the recorded choice
+    np.testing.assert_array_equal(replayed.pipeline.predict_proba(frame), late.pipeline.predict_proba(frame))
+    assert refit("linear", {}, *refit_args[2:], deadline=time.monotonic()).rows == "all"  # one fit, nothing to keep
+
+
 def test_divergence_is_the_round_where_validation_loss_turned() -> None:
     train = [1.0 - 0.01 * i for i in range(60)]
     valid = [1.0 - 0.01 * i for i in range(30)] + [0.71 + 0.01 * i for i in range(30)]

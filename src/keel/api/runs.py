@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from keel.config import Project
 from keel.errors import TrainingError
@@ -72,14 +73,19 @@ def reproduce(project: Project, run: str) -> Reproduction:
     _, data = prepare_recorded(Store(project.store_path), tags)
     settings = SearchSettings("", "", data.config.seed, data.config.train.threads)
     family, params = tags["keel.family"], json.loads(tags.get("keel.params", "{}"))
+
+    def again(name: str, fitted: dict[str, Any], rows: str) -> Any:  # the final fit, on the recorded rows
+        return refit(name, fitted, data, data.search_train, data.valid, settings, rows=rows).pipeline
+
     if family == ENSEMBLE:  # refit every member, then weigh them as recorded
+        rows = params.get("rows", {})
         members = [
-            (name, refit(name, params["members"][name], data, data.search_train, data.valid, settings).pipeline, weight)
+            (name, again(name, params["members"][name], rows.get(name, "all")), weight)
             for name, weight in params["weights"].items()
         ]
         pipeline = assemble(members, data.plan.classification)
     else:
-        pipeline = refit(family, params, data, data.search_train, data.valid, settings).pipeline
+        pipeline = again(family, params, tags.get("keel.rows", "all"))
     metric = tags["keel.metric"]
     recorded = float(found.data.metrics.get(metric, math.nan))
     return Reproduction(found.info.run_id, family, metric, recorded, score(pipeline, data, data.test)[metric])

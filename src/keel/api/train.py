@@ -21,14 +21,14 @@ from keel.monitoring.slices import SLICES_KEY, slice_profile
 from keel.planning.rules import Decision, Plan, baseline_verdict
 from keel.profile import build_profile
 from keel.registry.mlflow_registry import MlflowRegistry, ModelVersion
-from keel.schema import LOG_LABEL, LOG_SCORE, arrays_to_frame
+from keel.schema import LOG_LABEL, LOG_SCORE
 from keel.store import Store
 from keel.tracking import manifest
 from keel.tracking.base import Tracker
 from keel.training.ensemble import FAMILY as ENSEMBLE
 from keel.training.ensemble import assemble, blend, select_weights
 from keel.training.families import FINE_TUNED, TEXT_FAMILIES
-from keel.training.fit import Candidate, predictions_of, score
+from keel.training.fit import Candidate, predict, predictions_of, score, suite
 from keel.training.prepare import Prepared, prepare
 from keel.training.search import SearchResult, SearchSettings, TrialReport, refit, search
 
@@ -135,7 +135,8 @@ def train(
                 tags,
                 "",
                 {"weights": ensemble.params["weights"]}
-                | {"members": {f: searched[f].best_params for f in ensemble.params["weights"]}},
+                | {"members": {f: searched[f].best_params for f in ensemble.params["weights"]}}
+                | {"rows": {c.family: c.rows for c in candidates if c.family in ensemble.params["weights"]}},
             )
             candidates.append(ensemble)
         best = _best(candidates, data.plan)
@@ -255,8 +256,7 @@ def _final(
     step(f"fine-tuning {family}" if family in FINE_TUNED else f"refitting {family}")
     params = searched.best_params if searched else {}
     candidate = refit(family, params, data, data.search_train, data.valid, settings, end)
-    candidate.metrics = score(candidate.pipeline, data, data.test)
-    candidate.metrics |= _interval(candidate, data)
+    _score_test(candidate, data)
     searched_score = searched.best_value if searched else float("nan")
     candidate.validation_score = searched_score if math.isfinite(searched_score) else _validation(candidate, data)
     candidate.trials = searched.trials if searched else 0
@@ -276,7 +276,12 @@ def _track_final(
 ) -> None:
     """A final run with the manifest ``keel reproduce`` rebuilds it from (``params``: what refit takes)."""
     final_tags = tags | {"mlflow.parentRunId": parent, "keel.family": candidate.family, "keel.role": "final"}
-    manifest_tags = {"keel.study": study, "keel.params": json.dumps(params), "keel.config": data_config_json(data)}
+    manifest_tags = {
+        "keel.study": study,
+        "keel.params": json.dumps(params),
+        "keel.config": data_config_json(data),
+        "keel.rows": candidate.rows,
+    }
     _track(tracker, candidate, final_tags | manifest_tags)
 
 
@@ -298,8 +303,7 @@ def _ensemble(
     finals = {c.family: c for c in candidates}
     model = assemble([(f, finals[f].pipeline, w) for f, w in weights.items()], plan.classification)
     candidate = Candidate(ENSEMBLE, model, {}, sum(finals[f].fit_seconds for f in weights), {"weights": weights})
-    candidate.metrics = score(model, data, data.test)
-    candidate.metrics |= _interval(candidate, data)
+    _score_test(candidate, data)
     candidate.validation_score = metric_value(plan.metric, data.y[rows], blend(predictions, weights))
     return candidate
 
@@ -309,12 +313,15 @@ def data_config_json(data: Prepared) -> str:
     return data.config.model_dump_json(exclude={"store", "tracking_uri"})
 
 
-def _interval(candidate: Candidate, data: Prepared) -> dict[str, float]:
-    frame = arrays_to_frame(data.schema, data.rows(data.test))
-    pipeline = candidate.pipeline
-    predicted = pipeline.predict_proba(frame) if data.plan.classification else pipeline.predict(frame)
+def _score_test(candidate: Candidate, data: Prepared) -> None:
+    """The metric suite on the test rows, with a bootstrap interval of the plan's metric, from one
+    prediction, which the candidate keeps (a fine-tuned transformer takes seconds to score the
+    test rows on a CPU)."""
+    predicted = predict(candidate.pipeline, data, data.test)
     low, high = bootstrap_interval(data.plan.metric, data.y[data.test], predicted)
-    return {f"{data.plan.metric}_ci_low": low, f"{data.plan.metric}_ci_high": high}
+    metric = data.plan.metric
+    candidate.metrics = suite(data, data.test, predicted) | {f"{metric}_ci_low": low, f"{metric}_ci_high": high}
+    candidate.test_predictions = predicted
 
 
 def _validation(candidate: Candidate, data: Prepared) -> float:
@@ -447,7 +454,7 @@ def _profile(candidate: Candidate, data: Prepared) -> dict[str, Any]:
     """Reference profile: training inputs, and predictions on the hold-out rows."""
     kinds = {c.name: c.kind for c in data.schema.columns}
     inputs = build_profile(data.rows(data.train), kinds)
-    predicted = predictions_of(candidate.pipeline, data, data.test)
+    predicted = predictions_of(candidate.pipeline, data, data.test, candidate.test_predictions)
     out_kinds = {name: ("categorical" if name == LOG_LABEL else "numeric") for name in predicted}
     profile = inputs | build_profile(predicted, out_kinds)
     slices = {c: (kinds[c], data.x[c][data.test]) for c in data.config.evaluate.slices if c in kinds}

@@ -388,6 +388,12 @@ def _render_training(result: Any) -> None:
             c.run_id[:8],
         )
     out.print(table)
+    held = [c.family for c in result.candidates if c.rows == "train"]
+    if held:
+        out.print(
+            f"[yellow]{', '.join(held)}: final model fit without the validation rows[/]: a refit on every row "
+            "would have passed the budget (a larger --budget refits)"
+        )
     if result.verdict is not None:
         colour = "green" if result.verdict.value == "beaten" else "yellow"
         out.print(f"[{colour}]TF-IDF baseline {result.verdict.value}[/]: {result.verdict.rule}")

@@ -148,8 +148,9 @@ class EncoderClassifier(ClassifierMixin, _Encoded):
     """An encoder fine-tuned with a linear head on mean pooling (``lora`` and ``finetune``).
 
     ``fit`` takes ``eval_set=(X, y)`` for early stopping, ``on_round`` (epoch, validation
-    loss) -> stop?, a ``deadline`` (time.monotonic) and a ``checkpoints`` directory to resume
-    a killed fit from.
+    loss) -> stop?, a ``deadline`` (time.monotonic), a ``checkpoints`` directory to resume
+    a killed fit from, and ``scored_after``, how many texts the caller scores after the fit
+    within the same deadline.
     """
 
     def __init__(
@@ -184,6 +185,7 @@ class EncoderClassifier(ClassifierMixin, _Encoded):
         on_round: Any = None,
         deadline: float | None = None,
         checkpoints: Path | str | None = None,
+        scored_after: int = 0,
     ) -> EncoderClassifier:
         if self.method not in ("lora", "full"):
             raise ConfigError(f"unknown fine-tuning method '{self.method}'.", hint="Use lora or full.")
@@ -216,6 +218,7 @@ class EncoderClassifier(ClassifierMixin, _Encoded):
             on_epoch=on_round,
             deadline=deadline,
             checkpoints=Path(checkpoints) if checkpoints is not None else None,
+            scored_after=scored_after,
         )
         self.weights_ = tuned.weights
         self.curves_ = tuned.curves

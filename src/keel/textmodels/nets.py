@@ -176,11 +176,14 @@ def fine_tune(
     on_epoch: EpochHook | None = None,
     deadline: float | None = None,
     checkpoints: Path | None = None,
+    scored_after: int = 0,
 ) -> FineTuned:
     """Fine-tune on ``texts``; with ``valid``, evaluate every epoch, stop after ``patience``
     epochs without a lower validation loss, and keep the best epoch. ``checkpoints`` holds a
     checkpoint per epoch and a killed fit resumes from the last one; a finished fit removes
-    them. ``deadline`` (time.monotonic) stops training, keeping the best epoch evaluated."""
+    them. ``deadline`` (time.monotonic) stops training, keeping the best epoch evaluated, early
+    enough that the evaluation of the partial epoch and ``scored_after`` more texts (the
+    caller's scoring) end by it too."""
     import transformers
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments
 
@@ -218,7 +221,8 @@ def fine_tune(
         remove_unused_columns=False,
         dataloader_num_workers=0,
     )
-    callbacks: list[Any] = [EpochHooks(on_epoch, deadline)]
+    after = scored_after + (len(valid[0]) if valid is not None else 0)
+    callbacks: list[Any] = [EpochHooks(on_epoch, deadline, after)]
     if valid is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.patience))
     trainer = Trainer(
@@ -300,22 +304,48 @@ def _hooks_base() -> type:
 
 
 class EpochHooks(_hooks_base()):  # type: ignore[misc]
-    """Reports each epoch's validation loss (the search prunes with it) and stops at the deadline."""
+    """Reports each epoch's validation loss (the search prunes with it) and stops at the deadline.
 
-    def __init__(self, on_epoch: EpochHook | None, deadline: float | None) -> None:
-        self.on_epoch, self.deadline = on_epoch, deadline
+    Training stops once the time to score ``scored_after`` texts would pass the deadline, so
+    that what follows the fit ends by it too. A text's scoring time is the evaluation's
+    measured rate, and before the first evaluation a third of a training text's time (a
+    forward pass without the backward one).
+    """
+
+    def __init__(self, on_epoch: EpochHook | None, deadline: float | None, scored_after: int = 0) -> None:
+        self.on_epoch, self.deadline, self.scored_after = on_epoch, deadline, scored_after
+        self.started, self.first_step, self.per_text = time.monotonic(), 0, 0.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> Any:
+        self.started, self.first_step = time.monotonic(), int(state.global_step)  # a resumed fit starts later
+        return control
 
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **_: Any
     ) -> Any:
+        rate = (metrics or {}).get("eval_samples_per_second")
+        if rate:
+            self.per_text = 1.0 / float(rate)
         reported = self.on_epoch is not None and metrics and "eval_loss" in metrics
         if reported and self.on_epoch(round(float(state.epoch or 0)), float(metrics["eval_loss"])):  # type: ignore[misc, index]
             control.should_training_stop = True
         return control
 
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> Any:
-        if self.deadline is not None and time.monotonic() > self.deadline and not control.should_training_stop:
+        if self.deadline is None or control.should_training_stop:
+            return control
+        now = time.monotonic()
+        if now + self._scoring_seconds(args, state, now) > self.deadline:
             control.should_training_stop = True
             control.should_evaluate = args.eval_strategy != "no"  # score and keep the partial epoch too
             control.should_save = True
         return control
+
+    def _scoring_seconds(self, args: Any, state: Any, now: float) -> float:
+        if not self.scored_after:
+            return 0.0
+        per_text = self.per_text
+        if not per_text:
+            trained = (int(state.global_step) - self.first_step) * args.per_device_train_batch_size
+            per_text = (now - self.started) / max(trained, 1) / 3
+        return per_text * self.scored_after

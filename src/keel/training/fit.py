@@ -47,6 +47,8 @@ class Candidate:
     trials: int = 0
     run_id: str = ""
     model_uri: str = ""
+    rows: str = "all"  # what the final model learnt from: "all" training rows, or "train" (validation held out)
+    test_predictions: np.ndarray | None = None  # ``predict`` on the test rows, kept so they are scored once
 
 
 _TRANSFORMED: dict[str, tuple[Any, ...]] = {}  # see _transformed
@@ -139,7 +141,9 @@ def fit_family(
     if tuned:
         eval_set = (x_valid, data.y[valid]) if valid is not None else None
         folder = checkpoints / _rows_key(train, valid) if checkpoints is not None else None
-        estimator.fit(x_train, data.y[train], eval_set, on_round, deadline, folder)
+        # what the caller scores before ``deadline``: the validation rows, and the test rows
+        after = len(valid) + len(data.test) if valid is not None and deadline is not None else 0
+        estimator.fit(x_train, data.y[train], eval_set, on_round, deadline, folder, after)
         history = dict(estimator.curves_)
     elif boosted:
         train_set, valid_set = (x_train, data.y[train]), (x_valid, data.y[valid])
@@ -275,7 +279,11 @@ def divergence(curves: dict[str, list[float]]) -> int | None:
 
 def score(pipeline: Any, data: Prepared, index: np.ndarray) -> dict[str, float]:
     """The task's metric suite on the rows in ``index``."""
-    predicted = predict(pipeline, data, index)
+    return suite(data, index, predict(pipeline, data, index))
+
+
+def suite(data: Prepared, index: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """The task's metric suite of ``predicted`` (from ``predict``) on the rows in ``index``."""
     if data.plan.classification:
         return classification_metrics(data.y[index], predicted)
     return regression_metrics(data.y[index], predicted)
@@ -289,9 +297,12 @@ def predict(pipeline: Any, data: Prepared, index: np.ndarray) -> np.ndarray:
     return np.asarray(pipeline.predict(frame), dtype=np.float64)
 
 
-def predictions_of(pipeline: Any, data: Prepared, index: np.ndarray) -> dict[str, np.ndarray]:
-    """Prediction-log columns (keel_label / keel_score) for the rows in ``index``."""
-    proba = predict(pipeline, data, index)
+def predictions_of(
+    pipeline: Any, data: Prepared, index: np.ndarray, predicted: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Prediction-log columns (keel_label / keel_score) for the rows in ``index`` (from
+    ``predicted``, what ``predict`` gave on them, when the caller has it)."""
+    proba = predict(pipeline, data, index) if predicted is None else predicted
     if not data.plan.classification:
         return {LOG_SCORE: proba}  # values, for regression
     classes = np.asarray(data.classes, dtype=object)

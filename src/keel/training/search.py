@@ -176,13 +176,16 @@ def refit(
     valid: np.ndarray | None,
     settings: SearchSettings,
     deadline: float | None = None,
+    rows: str | None = None,
 ) -> Candidate:
     """The final model, on every training row, with the search space rebuilt from ``params`` (FixedTrial).
 
     Boosted families first fit on ``train`` with early stopping on ``valid`` (for the number of
-    rounds and the loss curves), then refit on train + valid with the rounds scaled to the rows.
-    Fine-tuned families fit once, on ``train`` with early stopping on ``valid`` (keeping the best
-    epoch), until ``deadline``: a second fine-tuning on every row would double minutes of CPU.
+    rounds and the loss curves), then refit on train + valid with the rounds scaled to the rows,
+    unless that refit would end after ``deadline``: then the first fit is the final model, and
+    its ``rows`` say so ("train"; ``rows`` replays a recorded choice). Fine-tuned families fit
+    once, on ``train`` with early stopping on ``valid`` (keeping the best epoch), until
+    ``deadline``: a second fine-tuning on every row would double minutes of CPU.
     """
     import optuna
 
@@ -195,6 +198,9 @@ def refit(
     if family not in BOOSTERS or valid is None:
         return fit_family(family, fixed, data, everything, None, **fit)
     probe = fit_family(family, fixed, data, train, valid, curves=True, **fit)
+    if (rows or _refit_rows(probe, len(everything) / len(train), deadline)) == "train":
+        probe.rows = "train"
+        return probe
     rounds = max(1, round((probe.iterations or 1) * len(everything) / len(train)))
     final = fit_family(
         family, fixed | {"n_estimators": rounds, **NO_EARLY_STOP.get(family, {})}, data, everything, None, **fit
@@ -202,6 +208,14 @@ def refit(
     final.curves, final.iterations, final.overfit_iteration = probe.curves, rounds, probe.overfit_iteration
     final.fit_seconds += probe.fit_seconds
     return final
+
+
+def _refit_rows(probe: Candidate, growth: float, deadline: float | None) -> str:
+    """ "all" when a refit on every row (``growth`` times the probe's rows and rounds, so about
+    ``growth`` times its time) ends before ``deadline``; else "train", the probe as it is."""
+    if deadline is None or time.monotonic() + probe.fit_seconds * growth <= deadline:
+        return "all"
+    return "train"
 
 
 def checkpoint_folder(settings: SearchSettings, family: str, data: Prepared) -> Path | None:
