@@ -19,6 +19,15 @@ from keel.training.fit import divergence
 from keel.training.prepare import prepare
 from keel.training.search import SearchSettings, refit, search
 
+LIGHTGBM_PARAMS = {
+    "learning_rate": 0.1,
+    "num_leaves": 15,
+    "min_child_samples": 10,
+    "colsample_bytree": 0.8,
+    "subsample": 0.8,
+    "reg_lambda": 0.1,
+}
+
 
 @pytest.fixture
 def data(rng: np.random.Generator):
@@ -71,14 +80,7 @@ def test_refit_rebuilds_the_winning_parameters_through_the_same_space(data, tmp_
 def test_same_seed_and_data_give_the_same_predictions(data, tmp_path: Path) -> None:
     from keel.schema import arrays_to_frame
 
-    params = {
-        "learning_rate": 0.1,
-        "num_leaves": 15,
-        "min_child_samples": 10,
-        "colsample_bytree": 0.8,
-        "subsample": 0.8,
-        "reg_lambda": 0.1,
-    }
+    params = LIGHTGBM_PARAMS
     frame = arrays_to_frame(data.schema, data.rows(data.test))
     runs = [
         refit(
@@ -92,14 +94,7 @@ def test_same_seed_and_data_give_the_same_predictions(data, tmp_path: Path) -> N
 def test_a_refit_past_the_deadline_keeps_the_validated_fit_and_replays_as_recorded(data, tmp_path: Path) -> None:
     from keel.schema import arrays_to_frame
 
-    params = {
-        "learning_rate": 0.1,
-        "num_leaves": 15,
-        "min_child_samples": 10,
-        "colsample_bytree": 0.8,
-        "subsample": 0.8,
-        "reg_lambda": 0.1,
-    }
+    params = LIGHTGBM_PARAMS
     frame = arrays_to_frame(data.schema, data.rows(data.test))
     refit_args = ("lightgbm", params, data, data.search_train, data.valid, settings(tmp_path))
     in_time = refit(*refit_args, deadline=time.monotonic() + 600)
