@@ -388,7 +388,9 @@ def _render_training(result: Any) -> None:
             c.run_id[:8],
         )
     out.print(table)
-    held = [c.family for c in result.candidates if c.rows == "train"]
+    from keel.training.families import FINE_TUNED  # these always fit without the validation rows
+
+    held = [c.family for c in result.candidates if c.rows == "train" and c.family not in FINE_TUNED]
     if held:
         out.print(
             f"[yellow]{', '.join(held)}: final model fit without the validation rows[/]: a refit on every row "

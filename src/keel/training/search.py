@@ -194,7 +194,9 @@ def refit(
     fit = {"seed": settings.seed, "threads": settings.threads}
     if family in FINE_TUNED:
         folder = checkpoint_folder(settings, family, data)
-        return fit_family(family, fixed, data, train, valid, deadline=deadline, checkpoints=folder, **fit)
+        tuned = fit_family(family, fixed, data, train, valid, deadline=deadline, checkpoints=folder, **fit)
+        tuned.rows = "all" if valid is None else "train"
+        return tuned
     if family not in BOOSTERS or valid is None:
         return fit_family(family, fixed, data, everything, None, **fit)
     probe = fit_family(family, fixed, data, train, valid, curves=True, **fit)
