@@ -68,6 +68,30 @@ def metric_value(metric: str, y_true: np.ndarray, predicted: np.ndarray) -> floa
     return regression_metrics(y_true, predicted)[metric]
 
 
+def average_precision(y_true: np.ndarray, score: np.ndarray) -> float:
+    """scikit-learn's ``average_precision_score`` of one binary column (``y_true`` 0/1, at least
+    one positive): precision at each distinct score, weighted by the recall it adds."""
+    order = np.argsort(score, kind="mergesort")[::-1]
+    ranked, hits = np.asarray(score)[order], np.asarray(y_true)[order]
+    thresholds = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
+    tps = np.cumsum(hits, dtype=np.float64)[thresholds]
+    precision = tps / (thresholds + 1)
+    recall = tps / tps[-1]
+    return float(max(0.0, np.sum(np.diff(recall, prepend=0.0) * precision)))
+
+
+def label_scores(y_true: np.ndarray, predicted: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Per class, from the confusion counts: precision, recall and F1 (0 where undefined, as
+    scikit-learn's ``zero_division=0``) and the support."""
+    counts = np.bincount(np.asarray(y_true) * k + predicted, minlength=k * k).reshape(k, k).astype(np.float64)
+    tp, support, called = np.diag(counts), counts.sum(axis=1), counts.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(called > 0, tp / called, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(support + called > 0, 2 * tp / (support + called), 0.0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
 def binary_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     """ROC AUC of a binary task (``y_true`` 0/1) from the ranks of the scores, ties counted half
     (Mann-Whitney): scikit-learn's ``roc_auc_score`` gives the same value, but its input checks

@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from keel.evaluation.metrics import normalized
+from keel.evaluation.metrics import average_precision, binary_auc, label_scores, normalized
 
 CALIBRATION_BINS = 10
 NO_INTERVAL = {"calibration_error"}  # biased upward under resampling: a percentile interval would mislead
 QUARTILES = (0.25, 0.5, 0.75)
+NAN = float("nan")
 
 
 def scalar_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -27,33 +28,36 @@ def scalar_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 
 def _classification(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import (
-        accuracy_score,
-        average_precision_score,
-        log_loss,
-        precision_recall_fscore_support,
-        roc_auc_score,
-    )
-
+    """The classification metrics, in numpy. scikit-learn's give the same values
+    (tests/unit/test_metrics.py), but their input checks, run for the 100 bootstrap resamples
+    of every suite and slice group, made ``keel evaluate`` on the adult sample (1,000 test
+    rows, 8 slice groups) take 29 s; it takes 15 s with these."""
+    y = np.asarray(y)
     k = proba.shape[1]
-    labels = np.arange(k)
     predicted = proba.argmax(axis=1)
-    out = {"accuracy": float(accuracy_score(y, predicted))}
-    for average in ("macro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(y, predicted, labels=labels, average=average, zero_division=0)
-        out |= {f"precision_{average}": float(p), f"recall_{average}": float(r), f"f1_{average}": float(f)}
+    out = {"accuracy": float(np.mean(predicted == y))}
+    per_label = label_scores(y, predicted, k)
+    weights = per_label["support"] / per_label["support"].sum()
+    for name in ("precision", "recall", "f1"):
+        out[f"{name}_macro"] = float(per_label[name].mean())
+        out[f"{name}_weighted"] = float(np.sum(per_label[name] * weights))
     onehot = np.eye(k)[y]
     present = len(np.unique(y)) == k  # a slice (or resample) without every class has no AUC
     if k == 2:
-        out["f1"] = float(precision_recall_fscore_support(y, predicted, average="binary", zero_division=0)[2])
-        out["roc_auc"] = float(roc_auc_score(y, proba[:, 1])) if present else float("nan")
-        out["pr_auc"] = float(average_precision_score(y, proba[:, 1])) if present else float("nan")
+        out["f1"] = float(per_label["f1"][1])
+        out["roc_auc"] = binary_auc(y, proba[:, 1]) if present else float("nan")
+        out["pr_auc"] = average_precision(y, proba[:, 1]) if present else float("nan")
         out["brier"] = float(np.mean((proba[:, 1] - y) ** 2))
     else:
-        out["roc_auc"] = float(roc_auc_score(y, proba, multi_class="ovr", labels=labels)) if present else float("nan")
-        out["pr_auc"] = float(average_precision_score(onehot, proba, average="macro")) if present else float("nan")
+        columns = range(k)
+        out["roc_auc"] = float(np.mean([binary_auc(onehot[:, c], proba[:, c]) for c in columns])) if present else NAN
+        out["pr_auc"] = (
+            float(np.mean([average_precision(onehot[:, c], proba[:, c]) for c in columns])) if present else NAN
+        )
         out["brier"] = float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
-    out["log_loss"] = float(log_loss(y, normalized(proba), labels=labels))
+    chosen = normalized(proba)[np.arange(len(y)), y]
+    eps = np.finfo(np.float64).eps
+    out["log_loss"] = float(-np.mean(np.log(np.clip(chosen, eps, 1 - eps))))
     out["calibration_error"] = expected_calibration_error(y, proba)
     return out
 
