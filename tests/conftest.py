@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +29,14 @@ RAY_NETNS_ENV = "KEEL_RAY_NETNS"
 collect_ignore = [] if os.environ.get(RAY_NETNS_ENV) == "1" else ["ray_engine"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with slow tests first, otherwise in the order collected. scripts/check hands
+    whole modules to two pytest-xdist workers in this order (``--dist loadscope
+    --no-loadscope-reorder``): the long ones start early and the short ones fill in the end."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
+
+
 @pytest.fixture(autouse=True)
 def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No telemetry, no stray tracking server: every test uses its own SQLite store."""
@@ -39,11 +50,15 @@ def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
 
 
-def cli_environment() -> dict[str, str]:
+# The environment before any test changed it: the warm CLI interpreter starts with this one.
+BASE_ENVIRONMENT = dict(os.environ)
+
+
+def cli_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a CLI or server subprocess: quiet, and on its own project's SQLite
     store. MLFLOW_TRACKING_URI is dropped even when set: in-process tests that call MLflow
     leave it in os.environ, and module-scoped fixtures run before the per-test clean-up."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k != "MLFLOW_TRACKING_URI"}
     return env | {
         "PYTHONUNBUFFERED": "1",
         "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -58,14 +73,19 @@ def rng() -> np.random.Generator:
 
 
 TEST_BUDGET_SECONDS = 4
+# One thread per fit (train.threads): scripts/check runs two pytest-xdist workers on two cores,
+# and two workers fitting with two OpenMP threads each made the torch tests three times slower.
+TEST_THREADS = 1
 
 
 def copy_example(target: Path, budget: float = TEST_BUDGET_SECONDS) -> Path:
-    """The adult example project (keel.yaml + sample data) in a fresh directory, with a short budget."""
+    """The adult example project (keel.yaml + sample data) in a fresh directory, with a short
+    budget and TEST_THREADS threads per fit."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(EXAMPLE / "adult_sample.parquet", target / "adult_sample.parquet")
     config = (EXAMPLE / "keel.yaml").read_text()
-    (target / "keel.yaml").write_text(config.replace("budget_seconds: 30", f"budget_seconds: {budget:g}"))
+    train = f"budget_seconds: {budget:g}\n  threads: {TEST_THREADS}"
+    (target / "keel.yaml").write_text(config.replace("budget_seconds: 30", train))
     return target
 
 
@@ -74,21 +94,105 @@ def project_dir(tmp_path: Path) -> Path:
     return copy_example(tmp_path / "project")
 
 
-def keel(*args: str, cwd: Path, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI (``python -m keel``) in ``cwd``."""
+def keel(
+    *args: str, cwd: Path, check: bool = False, timeout: float = 300, fresh: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI (``python -m keel ARGS``) in ``cwd``, as a process of its own.
+
+    The process is forked from a warm interpreter that has imported keel's dependencies
+    (tests/cli_zygote.py) unless ``fresh`` or ``KEEL_TEST_FRESH_CLI=1``: then it is a new
+    interpreter, imports and all, as a user's shell starts it.
+    """
     env = cli_environment()
-    result = subprocess.run(
-        [sys.executable, "-m", "keel", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
+    if fresh or os.environ.get("KEEL_TEST_FRESH_CLI") == "1":
+        result = subprocess.run(
+            [sys.executable, "-m", "keel", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+    else:
+        result = _zygote().run(list(args), cwd, env, timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"keel {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+class Zygote:
+    """tests/cli_zygote.py, started once per test process (each pytest-xdist worker has its own)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("cli_zygote.py"))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=cli_environment(BASE_ENVIRONMENT),
+        )
+        self._pending = b""
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def run(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        with tempfile.TemporaryDirectory(prefix="keel-cli-") as folder:
+            out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+            request = {"args": args, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            pid = self._reply(timeout=120)["pid"]  # the first call waits for the imports
+            try:
+                status = self._reply(timeout)["status"]
+            except subprocess.TimeoutExpired:
+                os.kill(pid, signal.SIGKILL)
+                self._reply(timeout=30)
+                raise subprocess.TimeoutExpired(["keel", *args], timeout, out.read_text(), err.read_text()) from None
+            return subprocess.CompletedProcess(["keel", *args], status, out.read_text(), err.read_text())
+
+    def _reply(self, timeout: float) -> dict[str, int]:
+        """The zygote's next line; read from the descriptor itself, so select sees every byte."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise subprocess.TimeoutExpired("keel", timeout)
+            chunk = os.read(self.process.stdout.fileno(), 4096)
+            if not chunk:
+                raise AssertionError(f"tests/cli_zygote.py exited {self.process.wait()} (its stderr is above)")
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return json.loads(line)
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+_ZYGOTES: list[Zygote] = []
+
+
+def _zygote() -> Zygote:
+    if not _ZYGOTES or not _ZYGOTES[-1].alive():
+        _ZYGOTES.append(Zygote())
+    return _ZYGOTES[-1]
+
+
+def pytest_sessionfinish() -> None:
+    for zygote in _ZYGOTES:
+        zygote.stop()
 
 
 def free_port() -> int:

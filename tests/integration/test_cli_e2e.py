@@ -28,13 +28,13 @@ def logged(project: Path) -> pd.DataFrame:
 
 
 def test_train_export_promote_serve_rollback(project_dir: Path, start_server) -> None:
-    analyzed = keel("analyze", "adult_sample.parquet", "--target", "income", cwd=project_dir, check=True)
+    analyzed = keel("analyze", "adult_sample.parquet", "--target", "income", cwd=project_dir, check=True, fresh=True)
     assert "5,000 rows" in analyzed.stdout and "<=50K 75.5%" in analyzed.stdout
-    trained = keel("train", cwd=project_dir, check=True)
+    trained = keel("train", cwd=project_dir, check=True, fresh=True)
     assert "registered adult-income@1 (" in trained.stdout and "of a 4 s budget" in trained.stdout
-    exported = keel("export", cwd=project_dir, check=True)
+    exported = keel("export", cwd=project_dir, check=True, fresh=True)
     assert "parity: max |native - ONNX| probabilities" in exported.stdout
-    promoted = keel("promote", cwd=project_dir, check=True)
+    promoted = keel("promote", cwd=project_dir, check=True, fresh=True)
     assert "champion is now adult-income@1" in promoted.stdout and "first champion" in promoted.stdout
 
     server = start_server(project_dir)
@@ -98,7 +98,7 @@ def test_train_export_promote_serve_rollback(project_dir: Path, start_server) ->
 
 def test_run_chains_the_stages_and_says_where_to_look(project_dir: Path) -> None:
     started = time.monotonic()
-    result = keel("run", cwd=project_dir, check=True)
+    result = keel("run", cwd=project_dir, check=True, fresh=True)
     assert "registered adult-income@1" in result.stdout
     assert "champion is now adult-income@1" in result.stdout
     assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout

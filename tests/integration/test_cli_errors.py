@@ -1,10 +1,16 @@
-"""Bad input through the real CLI: one clear line, a non-zero exit code, no traceback."""
+"""Bad input through the real CLI: one clear line, a non-zero exit code, no traceback.
+
+Each call is a new interpreter (``fresh``), as a user's shell starts it: a warning printed
+while importing would show up here."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-from conftest import keel
+import conftest
+
+keel = functools.partial(conftest.keel, fresh=True)
 
 
 def assert_one_clear_line(result, code: int, text: str) -> None:

@@ -14,7 +14,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from conftest import SHARED_DATASETS, keel
+from conftest import SHARED_DATASETS, TEST_THREADS, keel
 
 pytestmark = [
     pytest.mark.slow,
@@ -31,6 +31,7 @@ drop: [day_index]
 train:
   families: [baseline, lightgbm]
   budget_seconds: 12
+  threads: {threads}
 serving:
   id_column: t_index
   reload_poll_seconds: 0.2
@@ -50,7 +51,7 @@ def project(root: Path) -> tuple[Path, pd.DataFrame]:
     newer = corrupted.day_index >= FIRST_DAYS
     corrupted.loc[newer, "class"] = 1 - corrupted.loc[newer, "class"]  # every new label flipped
     corrupted.to_parquet(root / "corrupted.parquet", index=False)
-    (root / "keel.yaml").write_text(CONFIG.format(cooldown=0))
+    (root / "keel.yaml").write_text(CONFIG.format(cooldown=0, threads=TEST_THREADS))
     return root, data
 
 
@@ -117,7 +118,7 @@ def test_drift_is_flagged_a_corrupted_retrain_refused_and_a_true_one_promoted(tm
     assert all(c["passed"] for c in result["decision"]["checks"])
     wait_for_version(server.url, "3")  # hot swap, no restart
 
-    (root / "keel.yaml").write_text(CONFIG.format(cooldown=24))
+    (root / "keel.yaml").write_text(CONFIG.format(cooldown=24, threads=TEST_THREADS))
     waited = keel("retrain", "--data", "through-replay.parquet", "--json", cwd=root)
     assert waited.returncode == 0, waited.stderr
     result = json.loads(waited.stdout)

@@ -167,6 +167,7 @@ def keel_module_cli(project: Path):
     return run
 
 
+@pytest.mark.serial
 def test_kill_9_loses_at_most_the_last_flush_interval(tmp_path: Path, start_server) -> None:
     from keel.monitoring.log import read_log
 

@@ -58,12 +58,16 @@ def metric_total(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
-def test_two_workers_answer_on_one_port_and_metrics_and_log_add_up(champion: Path, start_server) -> None:
+def logged_rows(log_dir: Path) -> int:
     from keel.monitoring.log import read_log
 
+    log = read_log(log_dir)
+    return 0 if log is None else log.num_rows
+
+
+def test_two_workers_answer_on_one_port_and_metrics_and_log_add_up(champion: Path, start_server) -> None:
     log_dir = champion / ".keel" / "predictions" / MODEL
-    before = read_log(log_dir)
-    before_rows = 0 if before is None else before.num_rows
+    before_rows = logged_rows(log_dir)
     server = start_server(champion, "--workers", "2")
     assert len(children(server.process.pid)) == 2  # the supervisor's two workers
     body = {"rows": rows(champion, 2)}
@@ -82,7 +86,10 @@ def test_two_workers_answer_on_one_port_and_metrics_and_log_add_up(champion: Pat
     assert metric_total(text, "keel_requests_total") == 60, text
     assert metric_total(text, "keel_rows_total") == 120
 
-    time.sleep(1.5)  # past the 1 s flush interval: everything so far is in the log
+    deadline = time.monotonic() + 30  # each worker flushes every second: wait until all 120 rows are in the log
+    while time.monotonic() < deadline and logged_rows(log_dir) - before_rows < 120:
+        time.sleep(0.2)
+    assert logged_rows(log_dir) - before_rows == 120
     workers = children(server.process.pid)
     os.kill(workers[0], signal.SIGKILL)  # a crashed worker is replaced; the others keep answering
     deadline = time.monotonic() + 30
@@ -101,7 +108,7 @@ def test_two_workers_answer_on_one_port_and_metrics_and_log_add_up(champion: Pat
             time.sleep(0.2)
     assert answered == [200] * 20
     assert server.stop() == 0
-    assert read_log(log_dir).num_rows - before_rows == 160  # graceful stop: each worker flushed
+    assert logged_rows(log_dir) - before_rows == 160  # graceful stop: each worker flushed
 
 
 def test_serving_a_bundle_directory_and_refusing_a_tampered_one(champion: Path, start_server, tmp_path: Path) -> None:

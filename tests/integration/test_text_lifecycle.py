@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import SHARED_DATASETS, keel
+from conftest import SHARED_DATASETS, TEST_THREADS, keel
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def test_sms_spam_from_plan_to_monitor(tmp_path: Path, start_server) -> None:
     project.mkdir()
     # TF-IDF alone: with the text extra installed the automatic plan adds the transformer
     # strategies (tests/text_extra covers them)
-    train = {"budget_seconds": 8, "families": ["linear"]}
+    train = {"budget_seconds": 8, "families": ["linear"], "threads": TEST_THREADS}
     config = {"name": "sms-spam", "data": str(SMS), "target": "label", "seed": 42, "train": train}
     (project / "keel.yaml").write_text(yaml.safe_dump(config))
 

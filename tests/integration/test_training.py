@@ -67,9 +67,10 @@ def test_kill_9_in_a_search_then_resume_keeps_the_completed_trials(project_dir: 
     assert set(before) <= set(after)  # the killed studies were continued, not replaced
 
 
+@pytest.mark.serial
 def test_the_budget_is_a_budget(project_dir: Path) -> None:
     started = time.monotonic()
-    result = keel("train", "--budget", "20s", cwd=project_dir, check=True)
+    result = keel("train", "--budget", "20s", cwd=project_dir, check=True, fresh=True)
     elapsed = time.monotonic() - started
     assert elapsed <= 20 * 1.15, f"keel train --budget 20s took {elapsed:.1f} s"
     assert "of a 20 s budget" in result.stdout

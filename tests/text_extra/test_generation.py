@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import keel
+from conftest import TEST_THREADS, keel
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("text_extra")]
 
@@ -90,7 +90,7 @@ def project(folder: Path, model: Path | str, frame: pd.DataFrame, **llm: object)
         "target": "messages",
         "task": "generation",
         "seed": 1,
-        "train": {"budget_seconds": 300},
+        "train": {"budget_seconds": 300, "threads": TEST_THREADS},
         "llm": settings | {"max_new_tokens": 12, "eval_rows": 12} | llm,
     }
     (folder / "keel.yaml").write_text(yaml.safe_dump(config))

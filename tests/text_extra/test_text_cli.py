@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import keel
+from conftest import TEST_THREADS, keel
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("text_extra")]
 
@@ -32,6 +32,7 @@ def write_project(folder: Path, data: Path, **overrides: object) -> Path:
         "export": {"quantize": True},
         "monitor": {"min_rows": 50},
     } | overrides
+    config["train"] = {"threads": TEST_THREADS} | config["train"]  # type: ignore[operator]
     (folder / "keel.yaml").write_text(yaml.safe_dump(config))
     return folder
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import TEST_THREADS
 from keel.errors import ConfigError
 from keel.exporting.feed import Feeder
 from keel.exporting.transformer import convert_transformer, is_transformer, logit_parity, quantize
@@ -36,7 +37,7 @@ ODD_TEXTS = [
 
 
 def small_tune(**kwargs: object) -> EncoderClassifier:
-    settings = {"epochs": 1, "batch_size": 16, "max_length": 32, "seed": 3, "threads": 2} | kwargs
+    settings = {"epochs": 1, "batch_size": 16, "max_length": 32, "seed": 3, "threads": TEST_THREADS} | kwargs
     return EncoderClassifier(**settings)  # type: ignore[arg-type]
 
 
@@ -123,6 +124,7 @@ def test_a_model_refuses_an_encoder_with_other_weights(sms_sample: pd.DataFrame)
         model.transform(sms_sample.head(2))
 
 
+@pytest.mark.slow
 def test_a_killed_fine_tuning_resumes_from_its_last_checkpoint(tmp_path: Path, sms_file: Path) -> None:
     """kill -9 during the second of two epochs (13 s each here), then fit again on the same
     folder: training resumes from the first epoch's checkpoint, runs the second, and leaves no

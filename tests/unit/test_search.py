@@ -43,6 +43,7 @@ def settings(tmp_path: Path, resume: bool = False) -> SearchSettings:
     return SearchSettings(f"sqlite:///{tmp_path / 'optuna.db'}", "m|test|s1", seed=1, threads=1, resume=resume)
 
 
+@pytest.mark.serial
 def test_search_respects_its_deadline_and_finds_a_good_model(data, tmp_path: Path) -> None:
     start = time.monotonic()
     result = search("lightgbm", data, data.valid, data.search_train, start + 3, settings(tmp_path))
