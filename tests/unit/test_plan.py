@@ -103,7 +103,16 @@ def test_task_text_classifies_and_needs_a_text_column() -> None:
 @pytest.mark.parametrize(
     ("scores", "value", "says"),
     [
-        ({"baseline": 0.5, "linear": 0.95, "embeddings": 0.97, "lora": 0.93}, "beaten", "embeddings beat TF-IDF"),
+        (
+            {"baseline": 0.5, "linear": 0.95, "embeddings": 0.97, "lora": 0.93},
+            "beaten",
+            "embeddings (0.9700) beat TF-IDF (0.9500) on validation; lora (0.9300) did not",
+        ),
+        (
+            {"linear": 0.95, "embeddings": 0.97, "lora": 0.96},
+            "beaten",
+            "lora (0.9600) beat TF-IDF (0.9500) on validation",
+        ),
         (
             {"baseline": 0.5, "linear": 0.95, "embeddings": 0.94, "lora": 0.95},
             "not beaten",

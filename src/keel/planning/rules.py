@@ -217,10 +217,14 @@ def baseline_verdict(scores: dict[str, float], greater_is_better: bool) -> Decis
     tried = {f: v for f, v in scores.items() if f in TEXT_FAMILY_NAMES}
     if tfidf is None or not tried or tfidf != tfidf:
         return None
-    better = [f for f, v in tried.items() if (v > tfidf if greater_is_better else v < tfidf)]
+    better = {f: v for f, v in tried.items() if (v > tfidf if greater_is_better else v < tfidf)}
     shown = ", ".join(f"{f} {v:.4f}" for f, v in tried.items())
     if better:
-        return Decision("baseline", "beaten", f"{', '.join(better)} beat TF-IDF ({tfidf:.4f}) on validation: {shown}")
+        worse = {f: v for f, v in tried.items() if f not in better}
+        rule = f"{', '.join(f'{f} ({v:.4f})' for f, v in better.items())} beat TF-IDF ({tfidf:.4f}) on validation"
+        if worse:
+            rule += f"; {', '.join(f'{f} ({v:.4f})' for f, v in worse.items())} did not"
+        return Decision("baseline", "beaten", rule)
     return Decision(
         "baseline",
         "not beaten",
