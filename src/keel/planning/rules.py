@@ -217,14 +217,16 @@ def baseline_verdict(scores: dict[str, float], greater_is_better: bool) -> Decis
     tried = {f: v for f, v in scores.items() if f in TEXT_FAMILY_NAMES}
     if tfidf is None or not tried or tfidf != tfidf:
         return None
-    better = {f: v for f, v in tried.items() if (v > tfidf if greater_is_better else v < tfidf)}
-    shown = ", ".join(f"{f} {v:.4f}" for f, v in tried.items())
+    better = [f for f, v in tried.items() if (v > tfidf if greater_is_better else v < tfidf)]
+    worse = [f for f in tried if f not in better]
+
+    def listed(families: list[str]) -> str:
+        return ", ".join(f"{f} ({tried[f]:.4f})" for f in families)
+
     if better:
-        worse = {f: v for f, v in tried.items() if f not in better}
-        rule = f"{', '.join(f'{f} ({v:.4f})' for f, v in better.items())} beat TF-IDF ({tfidf:.4f}) on validation"
-        if worse:
-            rule += f"; {', '.join(f'{f} ({v:.4f})' for f, v in worse.items())} did not"
-        return Decision("baseline", "beaten", rule)
+        rule = f"{listed(better)} beat TF-IDF ({tfidf:.4f}) on validation"
+        return Decision("baseline", "beaten", rule + (f"; {listed(worse)} did not" if worse else ""))
+    shown = ", ".join(f"{f} {v:.4f}" for f, v in tried.items())
     return Decision(
         "baseline",
         "not beaten",
