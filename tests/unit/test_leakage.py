@@ -49,11 +49,42 @@ def test_a_target_that_is_the_sum_of_two_columns_blocks(rng: np.random.Generator
     assert "on 100.0% of rows" in sums[0].message
 
 
-def test_one_dominant_column_is_a_warning_not_a_block(rng: np.random.Generator) -> None:
+def test_a_noisy_copy_of_the_target_blocks_with_its_evidence(rng: np.random.Generator) -> None:
+    """The target plus noise that has nothing to do with the other columns (AUC about 0.97 alone):
+    below the single-column threshold, caught by what it does beside the others."""
     data = frame(rng)
     data["call_length"] = np.where(data["y"] == "yes", 2.5, 0.0) + rng.normal(scale=1.0, size=len(data))
     report = triage(data, TriageOptions(target="y"))
-    assert "leak.dominant_column:call_length" in ids(report)
+    found = [f for f in report.blocking if f.id == "leak.carried_skill:call_length"]
+    assert found and "noisy copy of the target" in found[0].message
+    evidence = found[0].evidence
+    assert (
+        evidence["beyond"] <= 0.15 and evidence["alone"] >= 0.7 and evidence["skill_full"] > evidence["skill_without"]
+    )
+
+
+def test_a_flipped_copy_of_a_label_that_agrees_on_90_percent_blocks(rng: np.random.Generator) -> None:
+    data = frame(rng, 4000)
+    flipped = rng.random(len(data)) < 0.10
+    data["signal"] = np.where(flipped, np.where(data["y"] == "yes", "no", "yes"), data["y"])
+    report = triage(data, TriageOptions(target="y"))
+    assert "leak.carried_skill:signal" in {f.id for f in report.blocking}
+
+
+def test_one_dominant_column_that_the_others_explain_is_a_warning_not_a_block(rng: np.random.Generator) -> None:
+    """A strong column that depends on the target *and* on other inputs (as an honest cause or a
+    proxy does) is worth a look, not a refusal."""
+    data = frame(rng)
+    data["call_length"] = np.where(data["y"] == "yes", 1.5, 0.0) + 2 * data["x"] + rng.normal(scale=0.5, size=len(data))
+    report = triage(data, TriageOptions(target="y"))
+    assert {"leak.dominant_column:call_length", "leak.carried_skill:call_length"} & ids(report)
+    assert not report.blocking
+
+
+def test_a_post_outcome_name_raises_the_message_but_never_blocks_alone(rng: np.random.Generator) -> None:
+    data = frame(rng)
+    data["refund_status"] = data["x"] + rng.normal(scale=0.1, size=len(data))  # strong, honest, badly named
+    report = triage(data, TriageOptions(target="y"))
     assert not report.blocking
 
 

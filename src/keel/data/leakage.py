@@ -4,7 +4,12 @@
 |---|---|---|
 | ``leak.single_column`` | block | one column alone predicts the target almost perfectly, cross-validated: AUC >= 0.99 (binary), accuracy skill >= 0.98 (multiclass), R² >= 0.99 or rank correlation >= 0.995 (regression) |
 | ``leak.sum_of_columns`` | block | regression target equals a + b or a - b of two columns on >= 99% of rows |
-| ``leak.dominant_column`` | warn | one column's skill is >= 0.5 and at least twice the next column's: is it known at prediction time? |
+| ``leak.carried_skill`` | block | a noisy copy of the target (``keel.data.reliance``) whose skill alone is >= 0.85, or >= 0.7 when the target alone predicts it back with skill >= 0.5 |
+| - a noisy copy | | once the target is known the other columns explain <= 15% of the column (``beyond``), or the target alone predicts it with skill >= 0.9 and the others add <= 0.01 |
+| ``leak.carried_skill`` | warn | it removes >= 50% of the fixed model's error without it and alone has skill >= 0.5 |
+| - or | warn | alone it comes within 90% of the model's skill with at most half the next column's error ("derived from the target" when a noisy copy too) |
+| ``leak.dominant_column`` | warn | one column's skill is >= 0.5 and at least twice the next column's, or at least the free text's beside it: is it known at prediction time? |
+| (names) | warn | a name like chargeback, refund, outcome, result, status, closed, _after adds "recorded after the outcome" to a finding, and lowers the warning's bar to carried >= 0.3 and alone >= 0.3; a name never blocks |
 | ``leak.identifier`` | warn | an identifier column: one entity's rows can sit in both train and test |
 | ``leak.after_prediction_time`` | warn | a datetime column is later than the time column on >= 1% of rows |
 | ``leak.train_test_overlap`` | block | rows of the test set are exact copies of training rows |
@@ -20,6 +25,8 @@ column's bins (numeric: quantile bins; categorical: its most frequent categories
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,6 +40,22 @@ SMOOTHING = 10.0
 NEAR_PERFECT = {"binary": 0.99, "multiclass": 0.98, "regression": 0.99}
 DOMINANT_SKILL = 0.5
 DOMINANT_RATIO = 2.0
+COPY_BEYOND = 0.15
+COPY_ALONE = 0.7
+COPY_FROM_TARGET = 0.5
+COPY_ALONE_ONE_WAY = 0.85
+NEAR_COPY = 0.9  # the target alone predicts the column this well ...
+COPY_GAIN = 0.01  # ... and the other columns add at most this much skill to it
+CARRIED_WARN = 0.5
+ALONE_WARN = 0.5
+NAMED_CARRIED = 0.3
+NAMED_ALONE = 0.3
+NEAR_MODEL_SHARE = 0.9
+NEXT_ERROR_RATIO = 2.0
+POST_OUTCOME = re.compile(
+    r"chargeback|refund|outcome|result|status|closed|cancel|churned|default(ed)?$|_after|after_|post_|final",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -202,6 +225,89 @@ def strength_findings(strengths: list[Strength], task: str, rows: int) -> list[F
                 )
             )
     return findings
+
+
+def reliance_findings(strengths: list[Strength], relied: list[Any], found: list[Finding]) -> list[Finding]:
+    """Noisy leaks: a column that carries most of the fixed model's skill, or that alone comes
+    close to the model while far above the next column (``keel.data.reliance``)."""
+    flagged = {f.column for f in found if f.check == "leak.single_column"}
+    alone = {s.column: s for s in strengths}
+    out = []
+    for r in relied:
+        if r.column in flagged:
+            continue
+        own = alone[r.column]
+        others = [s.skill for s in strengths if s.column != r.column]
+        next_skill = max(others, default=0.0)
+        severity, why = _reliance_verdict(r, own.skill, next_skill)
+        named = bool(POST_OUTCOME.search(r.column))
+        if severity is None and named and r.carried >= NAMED_CARRIED and own.skill >= NAMED_ALONE:
+            # a name lowers the bar for a warning (never to a block): below the unnamed thresholds
+            severity, why = "warn", "carries a good part of the model's skill"
+        if severity is None:
+            continue
+        if named:
+            why += "; its name suggests a fact recorded after the outcome"
+        evidence = r.to_dict() | {"alone": own.skill, "next": next_skill, "metric": own.metric, "value": own.value}
+        out.append(
+            Finding(
+                "leak.carried_skill",
+                severity,
+                f"'{r.column}' {why} (skill with it {r.skill_full:.3f}, without it {r.skill_without:.3f}: it "
+                f"removes {r.carried:.0%} of the remaining error; alone {own.metric} {own.value:.3f}, skill "
+                f"{own.skill:.3f}, next column {next_skill:.3f}): is it known at prediction time?",
+                r.column,
+                evidence,
+            )
+        )
+    return out
+
+
+def beside_text_findings(tabular: list[Strength], texts: list[Strength], found: list[Finding]) -> list[Finding]:
+    """A tabular column at least as strong alone as the free text beside it (warn): a star rating
+    next to the review its label came from predicts the label better than the words do."""
+    if not tabular or not texts:
+        return []
+    top, text = tabular[0], max(texts, key=lambda t: t.skill)
+    flagged = {f.column for f in found if f.severity == "block" or f.check == "leak.dominant_column"}
+    if top.column in flagged or top.skill < DOMINANT_SKILL or top.skill < text.skill:
+        return []
+    return [
+        Finding(
+            "leak.dominant_column",
+            "warn",
+            f"'{top.column}' alone reaches {top.metric} {top.value:.3f}, at least as much as the text '{text.column}' "
+            f"({text.metric} {text.value:.3f}, TF-IDF out of fold): is it known at prediction time, or is the "
+            "label derived from it?",
+            top.column,
+            {"metric": top.metric, "value": top.value, "text": text.column, "text_value": text.value},
+        )
+    ]
+
+
+def _reliance_verdict(r: Any, alone: float, next_skill: float) -> tuple[str | None, str]:
+    """(severity, why) by the rule table above, or (None, '')."""
+    copy = math.isfinite(r.beyond) and (
+        r.beyond <= COPY_BEYOND or (r.from_target >= NEAR_COPY and (1 - r.from_target) * r.beyond <= COPY_GAIN)
+    )
+    # a copy goes both ways: when the target also predicts the column, 0.7 alone is enough; else 0.85
+    # (electricity's first 150 days: nswprice, which the label is computed from, 0.80 alone, 0.44 back)
+    strong = alone >= COPY_ALONE_ONE_WAY or (alone >= COPY_ALONE and r.from_target >= COPY_FROM_TARGET)
+    if copy and strong:
+        return (
+            "block",
+            "behaves like a noisy copy of the target: once the target is known the other columns explain none of it, and alone it predicts the target",
+        )
+    near = alone >= NEAR_MODEL_SHARE * r.skill_full and (1 - alone) * NEXT_ERROR_RATIO <= 1 - next_skill
+    carries = r.carried >= CARRIED_WARN and alone >= ALONE_WARN
+    if copy and (carries or near):
+        return (
+            "warn",
+            "behaves like a column derived from the target (the other columns explain none of it once the target is known) and carries much of the model's skill",
+        )
+    if carries or near:
+        return "warn", "carries much of the model's skill"
+    return None, ""
 
 
 def sum_findings(frame: Any, y: np.ndarray, columns: list[str], sample: int = 20_000) -> list[Finding]:

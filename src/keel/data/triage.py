@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from keel.config import ProjectConfig
-from keel.data import leakage
+from keel.data import leakage, reliance
 from keel.data.columns import ColumnStats, column_stats
 from keel.data.infer import infer_roles
 from keel.data.leakage import Finding, Strength
+from keel.data.reliance import Reliance
 from keel.data.split import SplitAdvice, given_split, recommend_split
 from keel.data.target import encode_target, infer_task
 from keel.errors import DataError, closest
@@ -27,7 +28,7 @@ MAX_CLASSES_LISTED = 50
 DROPPED = "dropped in keel.yaml"
 SEVERITY_ORDER = {"block": 0, "warn": 1, "info": 2}
 # Bump when triage's rules change: stored reports of another version are recomputed, not reused.
-TRIAGE_VERSION = 7
+TRIAGE_VERSION = 8
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class TriageReport:
     strengths: list[Strength] = field(default_factory=list)
     options: TriageOptions = TriageOptions()
     version: int = TRIAGE_VERSION
+    reliance: list[Reliance] = field(default_factory=list)  # drop-column refits of the strongest columns
 
     @property
     def blocking(self) -> list[Finding]:
@@ -94,6 +96,7 @@ class TriageReport:
             strengths=[Strength(**s) for s in raw.get("strengths", [])],
             options=TriageOptions(**{**raw.get("options", {}), "drop": tuple(raw.get("options", {}).get("drop", ()))}),
             version=int(raw.get("version", 0)),
+            reliance=[Reliance(**r) for r in raw.get("reliance", [])],
         )
 
 
@@ -127,21 +130,24 @@ def triage(frame: Any, options: TriageOptions, test_frame: Any = None) -> Triage
     time_found, time_candidate = leakage.time_findings(frame, options.time_column, roles)
     findings += time_found
     findings += _text_findings(frame, columns)
-    target, strengths = None, []
+    target, strengths, relied = None, [], []
     if options.target:
-        target, target_findings, strengths = _analyse_target(frame, options, columns)
+        target, target_findings, strengths, relied = _analyse_target(frame, options, columns)
         findings += target_findings
     if options.split_column or test_frame is not None:
         findings += _split_findings(frame, options, test_frame, hashes.to_numpy())
         findings += _text_overlap(frame, options, test_frame, columns)
+    time_finding = next((f.check for f in time_found if f.check.startswith("split.")), None)
     split = _advice(
         frame.height,
         target,
         options.time_column or time_candidate,
         bool(options.split_column) or test_frame is not None,
+        _entity_column(columns, frame.height),
+        None if options.time_column else time_finding,
     )
     findings.sort(key=lambda f: SEVERITY_ORDER[f.severity])
-    return TriageReport(frame.height, columns, duplicates, target, findings, split, strengths, options)
+    return TriageReport(frame.height, columns, duplicates, target, findings, split, strengths, options, reliance=relied)
 
 
 def _check_columns(frame: Any, options: TriageOptions) -> None:
@@ -210,7 +216,7 @@ def _text_findings(frame: Any, columns: list[ColumnStats]) -> list[Finding]:
 
 def _analyse_target(
     frame: Any, options: TriageOptions, columns: list[ColumnStats]
-) -> tuple[TargetSummary, list[Finding], list[Strength]]:
+) -> tuple[TargetSummary, list[Finding], list[Strength], list[Reliance]]:
 
     series = frame[options.target].to_pandas()
     present = series.dropna()
@@ -232,7 +238,7 @@ def _analyse_target(
                 f"target '{options.target}' has {present.nunique()} distinct value(s); there is nothing to learn.",
             )
         )
-        return TargetSummary(options.target, int(series.isna().sum())), findings, []
+        return TargetSummary(options.target, int(series.isna().sum())), findings, [], []
     task, reason = infer_task(present)
     summary = _target_summary(series, task, reason)
     findings += _target_findings(summary)
@@ -245,10 +251,29 @@ def _analyse_target(
     y, _ = encode_target(sample[options.target], task)
     strengths = leakage.column_strengths(sample, y, task, usable, seed=options.seed)
     findings += leakage.strength_findings(strengths, task, frame.height)
+    top = [s.column for s in strengths if s.skill > 0][: reliance.TOP]
+    relied = reliance.measure(sample, y, task, usable, top, seed=options.seed) if top else []
+    findings += leakage.reliance_findings(strengths, relied, findings)
+    texts = _text_strengths(frame, options, columns, labelled, y, task)
+    findings += leakage.beside_text_findings(strengths, texts, findings)
+    strengths = sorted(strengths + texts, key=lambda s: -s.skill)
     if task == "regression":
         numeric = [s.column for s in strengths if s.column in {c.name for c in columns if c.numeric}][:20]
         findings += leakage.sum_findings(sample, y, numeric)
-    return summary, findings, strengths
+    return summary, findings, strengths, relied
+
+
+def _text_strengths(
+    frame: Any, options: TriageOptions, columns: list[ColumnStats], labelled: np.ndarray, y: np.ndarray, task: str
+) -> list[Strength]:
+    """Each free-text feature's out-of-fold strength (TF-IDF + a linear model), on the same rows."""
+    from keel.data.text_strength import text_strength
+
+    names = [c.name for c in columns if c.feature and c.semantic == "text"]
+    if not names:
+        return []
+    texts = frame.select(names)[labelled].to_pandas()
+    return [text_strength(name, texts[name], y, task, seed=options.seed) for name in names]
 
 
 def _target_summary(series: Any, task: str, reason: str) -> TargetSummary:
@@ -353,11 +378,38 @@ def _text_overlap(frame: Any, options: TriageOptions, test_frame: Any, columns: 
     return out
 
 
-def _advice(rows: int, target: TargetSummary | None, time_column: str | None, split_given: bool) -> SplitAdvice:
+def _entity_column(columns: list[ColumnStats], rows: int) -> str | None:
+    """An identifier whose values repeat (an id-like string column, or one with too many categories
+    to encode and a name like ``customer_id``): rows of one entity, to keep on one side of a split."""
+    from keel.data.infer import ID_NAME
+
+    present = {c.name: rows * (1 - c.missing_share) for c in columns}
+    for col in columns:
+        repeats = 1 < col.unique < present[col.name]
+        named = bool(ID_NAME.search(col.name)) and col.semantic == "categorical" and not col.feature
+        if repeats and col.reason != DROPPED and (col.semantic == "identifier" or named):
+            return col.name
+    return None
+
+
+def _advice(
+    rows: int,
+    target: TargetSummary | None,
+    time_column: str | None,
+    split_given: bool,
+    group_column: str | None = None,
+    time_finding: str | None = None,
+) -> SplitAdvice:
     classification = bool(target and target.task in ("binary", "multiclass"))
     minority = None
     if classification and target and target.classes:
         minority = min(target.classes.values()) / sum(target.classes.values())
     return recommend_split(
-        rows, classification=classification, minority_share=minority, time_column=time_column, split_given=split_given
+        rows,
+        classification=classification,
+        minority_share=minority,
+        time_column=time_column,
+        split_given=split_given,
+        group_column=group_column,
+        time_finding=time_finding,
     )
