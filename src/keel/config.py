@@ -37,9 +37,15 @@ class _Section(BaseModel):
 
 
 class SplitConfig(_Section):
-    """How the hold-out set is cut (seeded; stratified for classification)."""
+    """How the hold-out set is cut (seeded; stratified for classification).
+
+    ``strategy: auto`` follows triage's recommendation (``keel.data.split``); any other value
+    overrides it, and the plan says so. ``group_column`` names the entity of a grouped split
+    (default: the identifier triage found)."""
 
     test_size: float = Field(0.2, gt=0.0, lt=0.9)
+    strategy: Literal["auto", "random", "stratified", "time", "grouped", "kfold", "holdout-80-10-10"] = "auto"
+    group_column: str | None = None
 
 
 class TrainConfig(_Section):

@@ -51,7 +51,13 @@ def data(rng: np.random.Generator):
     frame = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n), "c": rng.choice(["a", "b", "c"], n)})
     signal = frame["x"] + np.sin(3 * frame["z"]) + (frame["c"] == "a") + rng.normal(scale=0.8, size=n)
     frame["y"] = np.where(signal > 0.5, "yes", "no")
-    config = ProjectConfig(name="m", data=Path("d.parquet"), target="y", train={"families": ["linear", "lightgbm"]})
+    config = ProjectConfig(
+        name="m",
+        data=Path("d.parquet"),
+        target="y",
+        train={"families": ["linear", "lightgbm"]},
+        split={"strategy": "stratified"},  # a validation split (below 5,000 rows triage advises k-fold)
+    )
     return prepare(frame, config, "synthetic", triage(frame, TriageOptions(target="y")))
 
 

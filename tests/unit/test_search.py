@@ -35,7 +35,9 @@ def data(rng: np.random.Generator):
     frame = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n), "c": rng.choice(["a", "b", "c"], n)})
     signal = frame["x"] + 0.5 * frame["z"] + (frame["c"] == "a") + rng.normal(scale=0.8, size=n)
     frame["y"] = np.where(signal > 0.5, "yes", "no")
-    config = ProjectConfig(name="m", data=Path("d.parquet"), target="y", train={"families": ["lightgbm"]})
+    config = ProjectConfig(
+        name="m", data=Path("d.parquet"), target="y", train={"families": ["lightgbm"]}, split={"strategy": "stratified"}
+    )
     return prepare(frame, config, "synthetic", triage(frame, TriageOptions(target="y")))
 
 
@@ -99,12 +101,34 @@ def test_a_refit_past_the_deadline_keeps_the_validated_fit_and_replays_as_record
     frame = arrays_to_frame(data.schema, data.rows(data.test))
     refit_args = ("lightgbm", params, data, data.search_train, data.valid, settings(tmp_path))
     in_time = refit(*refit_args, deadline=time.monotonic() + 600)
-    late = refit(*refit_args, deadline=time.monotonic())  # no time left for a fit on every row
+    probe_seconds = in_time.fit_seconds * 0.3  # time for the validated fit, not for a second one on every row
+    late = refit(*refit_args, deadline=time.monotonic() + probe_seconds)
     assert (in_time.rows, late.rows) == ("all", "train")
     assert late.iterations and in_time.iterations > late.iterations  # the rounds grew with the rows
-    replayed = refit(*refit_args, rows="train")  # as `keel reproduce` replays the recorded choice
+    recorded = params | {k: v for k, v in late.params.items() if k.startswith("cut_")}  # as train records it
+    replayed = refit("lightgbm", recorded, *refit_args[2:], rows="train")  # as `keel reproduce` replays it
     np.testing.assert_array_equal(replayed.pipeline.predict_proba(frame), late.pipeline.predict_proba(frame))
     assert refit("linear", {}, *refit_args[2:], deadline=time.monotonic()).rows == "all"  # one fit, nothing to keep
+
+
+def test_a_fit_cut_at_the_deadline_keeps_its_best_round_and_replays_exactly(data, tmp_path: Path) -> None:
+    """A fit that reaches the deadline stops there (not at its next trial), records how far it got,
+    and a replay from the record rebuilds the same model."""
+    from keel.schema import arrays_to_frame
+    from keel.training.fit import fit_family
+
+    slow = LIGHTGBM_PARAMS | {"learning_rate": 0.01}  # early stopping would take hundreds of rounds
+    space = suggest(optuna.trial.FixedTrial(slow), "lightgbm", "binary")  # as a trial builds them
+    started = time.monotonic()
+    cut = fit_family("lightgbm", space, data, data.search_train, data.valid, seed=1, threads=1, deadline=started)
+    assert time.monotonic() - started < 1.0
+    assert cut.cut and 1 <= cut.params["cut_rounds"] < 2000
+    frame = arrays_to_frame(data.schema, data.rows(data.test))
+    replayed = refit("lightgbm", slow | {"cut_rounds": cut.params["cut_rounds"]}, data, data.search_train,
+                     data.valid, settings(tmp_path), rows="train")  # fmt: skip
+    np.testing.assert_array_equal(replayed.pipeline.predict_proba(frame), cut.pipeline.predict_proba(frame))
+    linear = fit_family("linear", {"C": 1.0}, data, data.search_train, None, seed=1, threads=1, deadline=started)
+    assert linear.pipeline.predict_proba(frame).shape == (len(data.test), 2)  # a cut linear fit still predicts
 
 
 def test_divergence_is_the_round_where_validation_loss_turned() -> None:

@@ -31,6 +31,7 @@ SPOT_CHECK_ROWS = 20
 IMPORTANCE_ROWS = 2000
 SCORERS = {  # keel's metric -> scikit-learn's scorer (greater is better)
     "roc_auc": "roc_auc",
+    "average_precision": "average_precision",
     "f1_macro": "f1_macro",
     "accuracy": "accuracy",
     "log_loss": "neg_log_loss",

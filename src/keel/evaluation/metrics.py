@@ -22,6 +22,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     if n_classes == 2:
         out["roc_auc"] = float(roc_auc_score(y_true, proba[:, 1]))
         out["f1"] = float(f1_score(y_true, predicted, zero_division=0))
+        out["average_precision"] = average_precision(y_true, proba[:, 1]) if np.any(y_true == 1) else float("nan")
     else:
         out["roc_auc"] = float(roc_auc_score(y_true, proba, multi_class="ovr", labels=labels))
     return out
@@ -61,6 +62,8 @@ def metric_value(metric: str, y_true: np.ndarray, predicted: np.ndarray) -> floa
     """
     if metric == "roc_auc" and predicted.ndim == 2 and predicted.shape[1] == 2:
         return binary_auc(y_true, predicted[:, 1])
+    if metric == "average_precision" and predicted.ndim == 2 and predicted.shape[1] == 2:
+        return average_precision(y_true, predicted[:, 1]) if np.any(np.asarray(y_true) == 1) else float("nan")
     if metric == "rmse" and predicted.ndim == 1:
         return float(np.sqrt(np.mean((np.asarray(y_true, dtype=np.float64) - predicted) ** 2)))
     if predicted.ndim == 2:

@@ -47,6 +47,7 @@ def _classification(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
         out["f1"] = float(per_label["f1"][1])
         out["roc_auc"] = binary_auc(y, proba[:, 1]) if present else float("nan")
         out["pr_auc"] = average_precision(y, proba[:, 1]) if present else float("nan")
+        out["average_precision"] = out["pr_auc"]  # the plan's name for it (rare positive classes)
         out["brier"] = float(np.mean((proba[:, 1] - y) ** 2))
     else:
         columns = range(k)

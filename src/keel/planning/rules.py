@@ -3,7 +3,9 @@
 | decision | rule |
 |---|---|
 | task | keel.yaml's ``task`` when not ``auto``; else the data stage's rule (``keel.data.target.infer_task``) |
-| metric | keel.yaml's ``metric`` when not ``auto`` (it must fit the task); else binary: ROC AUC; multiclass: macro F1; regression: RMSE |
+| metric | keel.yaml's ``metric`` when not ``auto`` (it must fit the task; "overridden" when triage advised otherwise) |
+| - auto, binary, a class under 10% | average precision (triage's ``target.rare_class``); ROC AUC still reported; a decision threshold chosen on validation (best F1) is stored with the model |
+| - auto, otherwise | binary: ROC AUC; multiclass: macro F1; regression: RMSE |
 | families | keel.yaml's ``train.families`` when not ``auto``; else a majority/mean ``baseline`` and a regularised ``linear`` model, plus ``lightgbm`` and ``xgboost`` from 1,000 training rows, ``random_forest`` below (cross-validated) |
 | families, text | with text inputs (TF-IDF, up to 20,000 sparse columns each): ``baseline`` and ``linear``, TF-IDF + logistic regression, the text baseline (LightGBM on the same features: lower and ~25x slower on sms_spam) |
 | families, one text column | the only input is one text column and the ``text`` extra is installed: by labelled training rows, below |
@@ -11,8 +13,11 @@
 | - 100 to 10,000 | ``embeddings`` and ``lora`` (LoRA adapters on the encoder, one early-stopped fit) |
 | - above 10,000 | ``embeddings`` and ``lora``; ``finetune`` (every weight) instead of ``lora`` when ``text.domain`` is ``specialised`` |
 | - always | beside the TF-IDF baseline (``linear``), which each must beat on validation, or ``baseline_verdict`` says the problem is the data |
+| - budget | a fine-tuned family is left out when half an epoch over the labelled rows (``FINE_TUNE_SECONDS_PER_TEXT`` each, measured) would not fit its share of the budget; the plan says so with the estimate |
+| - not trained | a fine-tuned family that ran under ``MIN_FINE_TUNE_EPOCHS`` or scored at or below the baseline on validation is "not trained: budget too small for this family" and is no evidence in the verdict |
 | ensemble | unless ``train.ensemble: false``, a soft vote of the searched families weighted by greedy selection (``keel.training.ensemble``) on validation predictions; kept only if best on validation |
-| split | the data stage's recommendation (``keel.data.split``) |
+| split | triage's recommendation (``keel.data.split``: time order -> time, repeated identifier -> grouped, < 5,000 rows -> k-fold search, > 100,000 rows -> 80/10/10), citing the finding |
+| - overrides | keel.yaml's ``split``, ``time_column`` or ``split_column``; the plan then says "overridden" |
 | budget | keel.yaml's ``train.budget_seconds`` or ``--budget``; 10% plus 2.5 s (at most half) is kept for tracking, and after each family's search about 2.5 of its best (or median, if longer) trial times are kept for its final refit |
 | compute | the training matrix's memory (rows x encoded features x 8 bytes) and the trials the budget allows at the first trial's speed |
 """
@@ -29,6 +34,7 @@ from keel.errors import ConfigError, TrainingError
 PRIMARY_METRIC = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "rmse"}
 METRICS = {  # name -> tasks it fits
     "roc_auc": ("binary", "multiclass"),
+    "average_precision": ("binary",),
     "f1": ("binary",),
     "f1_macro": ("binary", "multiclass"),
     "accuracy": ("binary", "multiclass"),
@@ -39,6 +45,7 @@ METRICS = {  # name -> tasks it fits
 }
 LOWER_IS_BETTER = {"rmse", "mae", "log_loss"}
 SMALL_DATA_ROWS = 1_000
+RARE_CLASS = 0.10
 FAMILY_MODULES = {
     "baseline": "sklearn",
     "linear": "sklearn",
@@ -51,6 +58,9 @@ FAMILY_MODULES = {
 }
 TEXT_FAMILY_NAMES = ("embeddings", "lora", "finetune")
 FEW_LABELS = 100
+# LoRA on all-MiniLM-L6-v2, 2 cores: ~19 s per epoch of 2,000 short texts (PITFALLS.md), ~4x that under load
+FINE_TUNE_SECONDS_PER_TEXT = 0.0095
+MIN_FINE_TUNE_EPOCHS = 0.5
 MANY_LABELS = 10_000
 FAMILY_INSTALL = {
     "lightgbm": "pip install lightgbm",
@@ -112,14 +122,26 @@ def decide_task(target: Any, configured: str = "auto") -> Decision:
     return Decision("task", task, reason)
 
 
-def decide_metric(task: str, configured: str = "auto") -> Decision:
+def decide_metric(task: str, configured: str = "auto", minority: float | None = None) -> Decision:
+    """The primary metric; ``minority`` is the rarest class's share (triage's target summary)."""
+    rare = task == "binary" and minority is not None and minority < RARE_CLASS
+    advice = (
+        f"triage (target.rare_class): the rarer class is {minority:.1%} of rows (< {RARE_CLASS:.0%}): average "
+        "precision, ROC AUC still reported; a decision threshold is chosen on validation"
+        if rare and minority is not None
+        else ""
+    )
     if configured == "auto":
+        if advice:
+            return Decision("metric", "average_precision", advice)
         return Decision("metric", PRIMARY_METRIC[task], f"primary metric for {task} tasks")
     if configured not in METRICS:
         raise ConfigError(f"unknown metric '{configured}'.", hint=f"Known metrics: {', '.join(sorted(METRICS))}.")
     if task not in METRICS[configured]:
         fits = ", ".join(m for m, tasks in METRICS.items() if task in tasks)
         raise ConfigError(f"metric '{configured}' does not fit a {task} task.", hint=f"For {task}, use one of: {fits}.")
+    if advice and configured != "average_precision":
+        return Decision("metric", configured, f"set in keel.yaml: overridden ({advice})")
     return Decision("metric", configured, "set in keel.yaml")
 
 
@@ -131,13 +153,14 @@ def decide_families(
     text_only: bool = False,
     transformers: bool = False,
     domain: str = "general",
+    budget_seconds: float | None = None,
 ) -> Decision:
     """Model families by the rule table; configured families must be known and installed.
 
     ``text_only``: the one input is a text column; ``transformers``: the text extra is installed."""
     auto = configured == "auto" or configured == ("auto",)
     if auto and text_only and transformers:
-        return _text_families(rows, domain)
+        return _fit_budget(_text_families(rows, domain), rows, budget_seconds)
     if auto and text_columns:
         # Measured on sms_spam (4,459 training rows): LightGBM on the same TF-IDF features
         # reached validation AUC 0.984 against 0.990, with 11.4 s per fit against 0.4 s.
@@ -207,16 +230,45 @@ def _text_families(rows: int, domain: str) -> Decision:
     )
 
 
-def baseline_verdict(scores: dict[str, float], greater_is_better: bool) -> Decision | None:
+def _fit_budget(decision: Decision, rows: int, budget: float | None) -> Decision:
+    """Leave out a fine-tuned family whose minimum training (half an epoch) cannot fit its share."""
+    families = decision.value.split(",")
+    tuned = [f for f in families if f in ("lora", "finetune")]
+    if not tuned or budget is None:
+        return decision
+    searched = len([f for f in families if f != "baseline"])
+    share = budget * 0.9 / max(searched, 1)
+    needed = rows * FINE_TUNE_SECONDS_PER_TEXT * MIN_FINE_TUNE_EPOCHS
+    if needed <= share:
+        return decision
+    kept = [f for f in families if f not in tuned]
+    return Decision(
+        "families",
+        ",".join(kept),
+        f"{decision.rule}; {', '.join(tuned)} left out: half an epoch over {rows:,} texts takes about {needed:.0f} s "
+        f"here, more than its share of the budget ({share:.0f} s); a --budget of {needed * searched / 0.9:.0f}s "
+        "or more trains it",
+    )
+
+
+def baseline_verdict(
+    scores: dict[str, float], greater_is_better: bool, untrained: dict[str, str] | None = None
+) -> Decision | None:
     """Whether the transformer candidates beat the TF-IDF baseline (``linear``) on validation.
 
     None when there is nothing to compare. When none beats it, the verdict says the problem is
     more likely the data than the model: a pretrained encoder that cannot beat word counts
     points at labels, size or leakage."""
     tfidf = scores.get("linear")
-    tried = {f: v for f, v in scores.items() if f in TEXT_FAMILY_NAMES}
-    if tfidf is None or not tried or tfidf != tfidf:
+    skipped = untrained or {}
+    tried = {f: v for f, v in scores.items() if f in TEXT_FAMILY_NAMES and f not in skipped}
+    not_trained = "; ".join(f"{f} not trained: {why}" for f, why in skipped.items())
+    if tfidf is None or tfidf != tfidf:
         return None
+    if not tried:
+        if not not_trained:
+            return None
+        return Decision("baseline", "not tested", f"{not_trained}: no evidence either way about the data")
     better = [f for f, v in tried.items() if (v > tfidf if greater_is_better else v < tfidf)]
     worse = [f for f in tried if f not in better]
 
@@ -225,13 +277,15 @@ def baseline_verdict(scores: dict[str, float], greater_is_better: bool) -> Decis
 
     if better:
         rule = f"{listed(better)} beat TF-IDF ({tfidf:.4f}) on validation"
-        return Decision("baseline", "beaten", rule + (f"; {listed(worse)} did not" if worse else ""))
+        rule += (f"; {listed(worse)} did not" if worse else "") + (f"; {not_trained}" if not_trained else "")
+        return Decision("baseline", "beaten", rule)
     shown = ", ".join(f"{f} {v:.4f}" for f, v in tried.items())
     return Decision(
         "baseline",
         "not beaten",
         f"no transformer candidate beat TF-IDF ({tfidf:.4f}) on validation ({shown}): the problem is likely the "
-        "data (noisy or ambiguous labels, too few of them, or a shortcut TF-IDF finds), not the model",
+        "data (noisy or ambiguous labels, too few of them, or a shortcut TF-IDF finds), not the model"
+        + (f"; {not_trained}" if not_trained else ""),
     )
 
 
@@ -269,17 +323,27 @@ def make_plan(
     text_only: bool = False,
     transformers: bool = False,
     domain: str = "general",
+    kfold: bool | None = None,
+    minority: float | None = None,
 ) -> Plan:
     """The plan for a target column; ``rows`` is the number of training rows, ``text_columns``
     how many inputs are free text, ``text_only`` whether one text column is the only input,
-    ``transformers`` whether the text extra is installed."""
+    ``transformers`` whether the text extra is installed, ``kfold`` whether the split asks the
+    search to cross-validate (None: below ``SMALL_DATA_ROWS``), ``minority`` the rarest class's
+    share."""
     rows = len(target) if rows is None else rows
     task_decision = decide_task(target, task)
-    metric_decision = decide_metric(task_decision.value, metric)
+    metric_decision = decide_metric(task_decision.value, metric, minority)
     if task == "text" and not text_columns:
         raise ConfigError("keel.yaml says task: text, but no input column is free text.", hint="Use task: auto.")
     family_decision = decide_families(
-        rows, families, text_columns, text_only=text_only, transformers=transformers, domain=domain
+        rows,
+        families,
+        text_columns,
+        text_only=text_only,
+        transformers=transformers,
+        domain=domain,
+        budget_seconds=budget_seconds,
     )
     budget_decision = decide_budget(budget_seconds)
     decisions = [task_decision, metric_decision, family_decision, decide_ensemble(ensemble), budget_decision]
@@ -292,7 +356,8 @@ def make_plan(
         tuple(family_decision.value.split(",")),
         budget_seconds,
         # fine-tuning needs a validation split for early stopping, and five folds of it would cost minutes each
-        rows < SMALL_DATA_ROWS and not {"lora", "finetune"} & set(family_decision.value.split(",")),
+        (rows < SMALL_DATA_ROWS if kfold is None else kfold)
+        and not {"lora", "finetune"} & set(family_decision.value.split(",")),
     )
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from keel.config import ProjectConfig
 from keel.data.infer import ColumnRole, infer_schema
 from keel.data.snapshot import DatasetVersion, check_target, load_snapshot
-from keel.data.split import given_split, holdout_split, time_split
+from keel.data.split import SplitAdvice, given_split, grouped_split, holdout_split, time_split
 from keel.data.target import encode_target
 from keel.data.triage import TriageReport
 from keel.errors import ConfigError, DataError, TrainingError
@@ -69,8 +69,8 @@ def prepare(frame: Any, config: ProjectConfig, source: str, triage: TriageReport
     target = frame[config.target]
     task = decide_task(target, config.task).value
     y, classes = encode_target(target, task)
-    train, test = _split(frame, y, config, task != "regression")
-    split = Decision("split", _split_name(config, task), "from the data stage's rules and keel.yaml")
+    chosen = choose_split(frame, y, config, task != "regression", triage.split)
+    train, test, split = chosen.train, chosen.test, chosen.decision
     plan = make_plan(
         target,
         task=config.task,
@@ -84,11 +84,13 @@ def prepare(frame: Any, config: ProjectConfig, source: str, triage: TriageReport
         text_only=len(schema.columns) == 1 and schema.columns[0].kind == TEXT,
         transformers=text_extra_installed(),
         domain=config.text.domain,
+        kfold=chosen.kfold,
+        minority=_minority(triage),
     )
     search_train, valid = train, None
     if not plan.cross_validate:
         inner_train, inner_valid = holdout_split(
-            y[train], classification=plan.classification, test_size=config.train.validation_size, seed=config.seed
+            y[train], classification=plan.classification, test_size=chosen.validation_size, seed=config.seed
         )
         search_train, valid = train[inner_train], train[inner_valid]
     context = frame[[c for c in frame.columns if c not in schema.names and c != config.target]]
@@ -105,22 +107,92 @@ def prepare_recorded(store: Store, tags: dict[str, str]) -> tuple[DatasetVersion
     return dataset, prepare(dataset.load(), config, dataset.source, dataset.triage)
 
 
-def _split_name(config: ProjectConfig, task: str) -> str:
-    if config.split_column:
-        return f"given by column '{config.split_column}'"
-    if config.time_column:
-        return f"by time ('{config.time_column}'), latest {config.split.test_size:.0%} for testing"
-    kind = "stratified" if task != "regression" else "random"
-    return f"{kind} hold-out of {config.split.test_size:.0%}, seed {config.seed}"
+@dataclass(frozen=True)
+class SplitChoice:
+    """The rows of each side, the plan's split decision, and how the search validates."""
+
+    train: np.ndarray
+    test: np.ndarray
+    decision: Decision
+    kfold: bool = False
+    validation_size: float = 0.15
 
 
-def _split(frame: Any, y: np.ndarray, config: ProjectConfig, classification: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The given split, else a time split, else a seeded (stratified) hold-out (see keel.data.split)."""
+def choose_split(
+    frame: Any, y: np.ndarray, config: ProjectConfig, classification: bool, advice: SplitAdvice | None
+) -> SplitChoice:
+    """Triage's recommended split (``keel.data.split``), unless keel.yaml overrides it; the
+    decision's rule cites the finding it followed, or says "overridden"."""
+    recommended = f"triage recommended {advice.strategy}: {advice.reason}" if advice else "no triage advice"
+    size, valid = config.split.test_size, config.train.validation_size
     if config.split_column:
-        return given_split(frame[config.split_column], config.split_column)
+        train, test = given_split(frame[config.split_column], config.split_column)
+        return SplitChoice(train, test, _overridden(f"given by column '{config.split_column}'", "split_column", advice))
     if config.time_column:
-        return time_split(frame[config.time_column], config.split.test_size)
-    return holdout_split(y, classification=classification, test_size=config.split.test_size, seed=config.seed)
+        train, test = time_split(frame[config.time_column], size)
+        name = f"by time ('{config.time_column}'), latest {size:.0%} for testing"
+        return SplitChoice(train, test, _overridden(name, "time_column", advice))
+    strategy = config.split.strategy
+    if strategy == "auto":
+        strategy = advice.strategy if advice and advice.strategy != "given" else _fallback(classification)
+        cited = f" ({advice.finding})" if advice and advice.finding else ""
+        rule = f"triage{cited}: {advice.reason}" if advice else "a seeded hold-out (no triage advice)"
+    else:
+        rule = f"split.strategy in keel.yaml: overridden ({recommended})"
+    explicit = "test_size" in config.split.model_fields_set
+    if strategy == "holdout-80-10-10":
+        if explicit:
+            rule += f"; split.test_size {size:.0%} in keel.yaml: overridden"
+        else:
+            size, valid = 0.1, 0.1 / 0.9
+    column = (advice.column if advice else None) or None
+    if strategy == "time" and column and column in frame.columns:
+        train, test = time_split(frame[column], size)
+        return SplitChoice(train, test, Decision("split", f"by time ('{column}'), latest {size:.0%} for testing", rule))
+    group = config.split.group_column or (column if strategy == "grouped" else None)
+    if strategy == "grouped" and group and group in frame.columns:
+        train, test = grouped_split(frame[group].to_numpy(), size, config.seed)
+        return SplitChoice(
+            train, test, Decision("split", f"grouped by '{group}', {size:.0%} of rows for testing", rule)
+        )
+    if strategy in ("time", "grouped"):
+        raise ConfigError(
+            f"split.strategy {strategy} needs a column.",
+            hint="Set time_column (time) or split.group_column (grouped) in keel.yaml.",
+        )
+    train, test = holdout_split(y, classification=classification, test_size=size, seed=config.seed)
+    kind = "stratified" if classification else "random"
+    if strategy == "kfold":
+        value = f"{kind} hold-out of {size:.0%} for testing; the search cross-validates (5 folds) on the rest"
+        return SplitChoice(train, test, Decision("split", value, rule), kfold=True, validation_size=valid)
+    if strategy == "holdout-80-10-10":
+        value = f"{kind} {1 - size - valid * (1 - size):.0%}/{valid * (1 - size):.0%}/{size:.0%} train/validation/test, seed {config.seed}"
+        return SplitChoice(train, test, Decision("split", value, rule), validation_size=valid)
+    value = f"{kind} hold-out of {size:.0%}, seed {config.seed}"
+    return SplitChoice(train, test, Decision("split", value, rule), validation_size=valid)
+
+
+def _overridden(value: str, key: str, advice: SplitAdvice | None) -> Decision:
+    same = advice is not None and (
+        (key == "time_column" and advice.strategy == "time") or (key == "split_column" and advice.strategy == "given")
+    )
+    if same or advice is None:
+        return Decision("split", value, f"{key} in keel.yaml")
+    return Decision(
+        "split", value, f"{key} in keel.yaml: overridden (triage recommended {advice.strategy}: {advice.reason})"
+    )
+
+
+def _fallback(classification: bool) -> str:
+    return "stratified" if classification else "random"
+
+
+def _minority(triage: TriageReport) -> float | None:
+    """The rarest class's share of labelled rows, from triage (None for regression)."""
+    target = triage.target
+    if target is None or not target.classes or target.task == "regression":
+        return None
+    return min(target.classes.values()) / sum(target.classes.values())
 
 
 def _check_columns(frame: Any, config: ProjectConfig) -> None:
