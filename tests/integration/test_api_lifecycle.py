@@ -40,8 +40,9 @@ def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     mp = pytest.MonkeyPatch()
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    # 8 s: creating a fresh MLflow store takes 2 to 4.5 s of the budget here, and a trial must fit in the rest
-    root = copy_example(tmp_path_factory.mktemp("api") / "project", budget=8)
+    # 12 s: creating a fresh MLflow store takes 2 to 4.5 s of the budget here, triage about 2 s, and a trial
+    # must fit in the rest
+    root = copy_example(tmp_path_factory.mktemp("api") / "project", budget=12)
     project = keel.load_project(root)
     trained = keel.train(project)
     exported = keel.export(project)

@@ -10,7 +10,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from conftest import keel
+from conftest import TEST_BUDGET_SECONDS, keel
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,9 @@ def test_train_export_promote_serve_rollback(project_dir: Path, start_server) ->
     analyzed = keel("analyze", "adult_sample.parquet", "--target", "income", cwd=project_dir, check=True, fresh=True)
     assert "5,000 rows" in analyzed.stdout and "<=50K 75.5%" in analyzed.stdout
     trained = keel("train", cwd=project_dir, check=True, fresh=True)
-    assert "registered adult-income@1 (" in trained.stdout and "of a 4 s budget" in trained.stdout
+    assert (
+        "registered adult-income@1 (" in trained.stdout and f"of a {TEST_BUDGET_SECONDS:g} s budget" in trained.stdout
+    )
     exported = keel("export", cwd=project_dir, check=True, fresh=True)
     assert "parity: max |native - ONNX| probabilities" in exported.stdout
     promoted = keel("promote", cwd=project_dir, check=True, fresh=True)

@@ -40,12 +40,28 @@ def status(message: str) -> Iterator[Any]:
         yield step
 
 
+def process_started() -> float:
+    """When this process started, on the ``time.monotonic`` clock: a budget counts from the moment
+    the user pressed enter, imports included (psutil's creation time is the kernel's)."""
+    import time
+
+    try:
+        import psutil
+
+        age = time.time() - psutil.Process().create_time()
+    except Exception:  # no /proc: count from now
+        return time.monotonic()
+    return time.monotonic() - max(0.0, min(age, 60.0))
+
+
 def fmt(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.1f}"
 
 
 def parse_duration(text: str) -> float:
     """Seconds from '90', '90s', '2m' or '1h'; ConfigError otherwise."""
+    import math
+
     from keel.errors import ConfigError
 
     value = text.strip().lower()
@@ -55,6 +71,8 @@ def parse_duration(text: str) -> float:
         seconds = float(number) * (scale or 1)
     except ValueError:
         raise ConfigError(f"'{text}' is not a duration.", hint="Use e.g. --budget 60s, 5m or 1h.") from None
+    if not math.isfinite(seconds):
+        raise ConfigError(f"a training budget must be a finite duration, got {text}.", hint="Use e.g. --budget 60s.")
     if seconds <= 0:
         raise ConfigError(f"a training budget must be positive, got {text}.", hint="Use e.g. --budget 60s.")
     return seconds

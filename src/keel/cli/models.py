@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from keel.cli.common import console, fmt, parse_duration, project_of, status, training_progress
+from keel.cli.common import console, fmt, parse_duration, process_started, project_of, status, training_progress
 
 DataOption = Annotated[Path | None, typer.Option("--data", help="Use this data file instead of keel.yaml's.")]
 AllowOption = Annotated[list[str] | None, typer.Option("--allow", help="Override a blocking triage check (by id).")]
@@ -299,7 +298,7 @@ def _with_progress(
     from keel.api.train import TrainOptions
     from keel.config import resolve_engine
 
-    started = time.monotonic()
+    started = process_started()
     project = project_of(ctx, data)
     if budget:
         project = project.with_budget(parse_duration(budget))
@@ -396,6 +395,25 @@ def _render_training(result: Any) -> None:
             f"[yellow]{', '.join(held)}: final model fit without the validation rows[/]: a refit on every row "
             "would have passed the budget (a larger --budget refits)"
         )
+    cut = [c for c in result.candidates if c.cut or c.cut_trials]
+    if cut:
+        listed = "; ".join(
+            f"{c.family} ({c.trials} trial(s){f', {c.cut_trials} stopped at the deadline' if c.cut_trials else ''}"
+            f"{', final fit stopped at the deadline' if c.cut else ''})"
+            for c in cut
+        )
+        out.print(
+            f"[yellow]cut by the budget[/]: {listed}: each kept its best fit so far (a larger --budget trains longer)"
+        )
+    if result.suspicion is not None:
+        s = result.suspicion
+        if s.text or result.suspicion_allowed:
+            out.print(f"[yellow]suspiciously good[/]: {s.message()}" + (" (allowed: recorded)" if not s.text else ""))
+        else:
+            out.print(
+                f"[red]suspiciously good[/]: {s.message()}. `keel promote` will refuse this version; if the score "
+                "is real, retrain with --allow score.suspicious --reason '...' (recorded)"
+            )
     if result.verdict is not None:
         colour = "green" if result.verdict.value == "beaten" else "yellow"
         out.print(f"[{colour}]TF-IDF baseline {result.verdict.value}[/]: {result.verdict.rule}")

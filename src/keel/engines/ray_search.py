@@ -211,7 +211,7 @@ def _trial(
     proxy = _TuneTrial()
     started = proxy.started
     try:
-        value, iterations, predictions = evaluate(
+        value, iterations, predictions, _fitted = evaluate(  # the fit stays on the worker: only scores travel
             proxy, family, config["params"], data, train, valid, deadline, settings
         )
     except optuna.TrialPruned as exc:

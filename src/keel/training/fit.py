@@ -49,6 +49,8 @@ class Candidate:
     model_uri: str = ""
     rows: str = "all"  # what the final model learnt from: "all" training rows, or "train" (validation held out)
     test_predictions: np.ndarray | None = None  # ``predict`` on the test rows, kept so they are scored once
+    cut: bool = False  # the fit stopped at the deadline (the rounds or iterations it had are in ``params``)
+    cut_trials: int = 0  # search trials of this family that the deadline ended
 
 
 _TRANSFORMED: dict[str, tuple[Any, ...]] = {}  # see _transformed
@@ -147,20 +149,24 @@ def fit_family(
         history = dict(estimator.curves_)
     elif boosted:
         train_set, valid_set = (x_train, data.y[train]), (x_valid, data.y[valid])
-        history = _fit_booster(family, estimator, train_set, valid_set, on_round, curves, fit_args)
+        history = _fit_booster(family, estimator, train_set, valid_set, on_round, curves, fit_args, deadline)
     else:
-        estimator.fit(x_train, data.y[train], **fit_args)
+        from keel.training.deadline import fit_until
+
+        fit_until(family, estimator, x_train, data.y[train], deadline, fit_args)
     pipeline = Pipeline([("features", features), ("model", estimator)])
     iterations = _iterations(family, estimator)
+    cut = bool(getattr(estimator, "keel_cut_", False))
     candidate = Candidate(
         family,
         pipeline,
         {},
         time.perf_counter() - start,
-        params,
+        params | (getattr(estimator, "keel_replay_", None) or {}) if cut else params,
         iterations=iterations,
         curves=history,
         overfit_iteration=divergence(history),
+        cut=cut,
     )
     return candidate
 
@@ -173,13 +179,19 @@ def _fit_booster(
     on_round: RoundHook | None,
     curves: bool,
     fit_args: dict[str, Any],
+    deadline: float | None = None,
 ) -> dict[str, list[float]]:
-    """Fit with early stopping on ``valid``; returns loss curves when ``curves`` (train and valid)."""
+    """Fit with early stopping on ``valid``; returns loss curves when ``curves`` (train and valid).
+    At ``deadline`` the fit stops where it is, keeping its best round so far (``keel.training.deadline``)."""
+    from keel.training.deadline import lightgbm_deadline, xgboost_deadline
+
     sets = [train, valid] if curves else [valid]
     if family == "lightgbm":
         import lightgbm as lgb
 
         callbacks = [lgb.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)]
+        if deadline is not None:
+            callbacks.append(lightgbm_deadline(estimator, deadline))
         if on_round is not None:
             callbacks.append(_lightgbm_hook(on_round))
         names = ["train", "valid"] if curves else ["valid"]
@@ -193,11 +205,13 @@ def _fit_booster(
         )
         results = estimator.evals_result_
         return {name: list(next(iter(results[name].values()))) for name in names} if curves else {}
-    stopper = _XGBoostHook(on_round) if on_round is not None else None
-    if stopper is not None:
-        estimator.set_params(callbacks=[stopper])
+    hooks = [_XGBoostHook(on_round)] if on_round is not None else []
+    if deadline is not None:
+        hooks.append(xgboost_deadline(estimator, deadline))
+    if hooks:
+        estimator.set_params(callbacks=hooks)
     estimator.fit(*train, eval_set=sets, verbose=False)
-    if stopper is not None:
+    if hooks:
         estimator.set_params(callbacks=None)  # the saved model keeps no reference to the search
     results = estimator.evals_result()
     if not curves:

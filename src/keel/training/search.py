@@ -19,6 +19,7 @@ import numpy as np
 
 from keel.evaluation.metrics import is_better, metric_value
 from keel.planning.search_space import VERSION, default_params, suggest
+from keel.training.deadline import REPLAY_KEYS, replay
 from keel.training.families import BOOSTERS, FINE_TUNED
 from keel.training.fit import Candidate, StopTraining, fit_family, predict
 from keel.training.prepare import Prepared
@@ -51,6 +52,9 @@ class SearchResult:
     completed: int
     trial_seconds: float = 0.0  # what a refit will roughly cost: the longer of the median and the best trial
     predictions: np.ndarray | None = None  # the best trial's out-of-sample predictions (ensemble selection)
+    fitted: Candidate | None = None  # the best trial's fit (on the search rows, early-stopped on validation)
+    cut: int = 0  # trials this search ended at the deadline (their fits kept what they had)
+    rounds: int | None = None  # cross-validated boosters: the best trial's mean early-stopped rounds
 
 
 @dataclass(frozen=True)
@@ -80,19 +84,23 @@ def search(
     study = open_study(family, data, settings)
     if not study.trials:
         study.enqueue_trial(default_params(family, data.plan.task), skip_if_exists=True)
-    predicted: dict[int, np.ndarray] = {}  # trial number -> its predictions, kept for the best trial only
+    predicted: dict[int, tuple[np.ndarray, Candidate | None]] = {}  # the best trial's predictions and fit
 
     def objective(trial: Any) -> float:
         params = suggest(trial, family, data.plan.task)
         started = time.perf_counter()
         try:
-            value, iterations, predictions = evaluate(trial, family, params, data, train, valid, deadline, settings)
+            value, iterations, predictions, fitted = evaluate(
+                trial, family, params, data, train, valid, deadline, settings
+            )
         finally:  # a pruned trial's time counts too
             trial.set_user_attr("seconds", time.perf_counter() - started)
         trial.set_user_attr("iterations", iterations)
+        if fitted is not None and fitted.cut:
+            trial.set_user_attr("cut", True)
         if _improves(study, value, data.plan.greater_is_better):
             predicted.clear()
-            predicted[trial.number] = predictions
+            predicted[trial.number] = (predictions, fitted)
         return value
 
     def report(study: Any, trial: Any) -> None:
@@ -136,28 +144,47 @@ def trials_left(study: Any, max_trials: int | None) -> int | None:
     return max(0, max_trials - sum(1 for t in study.trials if t.state.is_finished()))
 
 
-def search_result(family: str, study: Any, data: Prepared, predictions: Callable[[int], Any]) -> SearchResult:
+def search_result(family: str, study: Any, data: Prepared, kept: Callable[[int], Any]) -> SearchResult:
     """The study's best trial as a SearchResult (the defaults and NaN when none completed);
-    ``predictions`` gives a trial's out-of-sample predictions by number, if kept."""
+    ``kept`` gives a trial's out-of-sample predictions (or those and its fit) by number, if kept."""
     import optuna
 
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    cut = sum(1 for t in study.trials if t.user_attrs.get("cut"))
     if not completed:
         return SearchResult(
-            family, study.study_name, default_params(family, data.plan.task), float("nan"), len(study.trials), 0
+            family,
+            study.study_name,
+            default_params(family, data.plan.task),
+            float("nan"),
+            len(study.trials),
+            0,
+            cut=cut,
         )
     median = float(np.median([t.user_attrs.get("seconds", 0.0) for t in completed]))
-    seconds = max(median, float(study.best_trial.user_attrs.get("seconds", 0.0)))  # the refit fits the best
+    best = study.best_trial
+    seconds = max(median, float(best.user_attrs.get("seconds", 0.0)))  # the refit fits the best
+    found = kept(best.number)
+    predictions, fitted = found if isinstance(found, tuple) else (found, None)
+    params = dict(best.params) | (_replay_of(fitted) if fitted is not None else {})
+    rounds = best.user_attrs.get("iterations") if data.valid is None else None
     return SearchResult(
         family,
         study.study_name,
-        dict(study.best_trial.params),
+        params,
         float(study.best_value),
         len(study.trials),
         len(completed),
         seconds,
-        predictions(study.best_trial.number),
+        predictions,
+        fitted,
+        cut,
+        int(rounds) if rounds else None,
     )
+
+
+def _replay_of(fitted: Candidate) -> dict[str, Any]:
+    return {k: v for k, v in fitted.params.items() if k in REPLAY_KEYS}
 
 
 def _improves(study: Any, value: float, greater_is_better: bool) -> bool:
@@ -177,19 +204,26 @@ def refit(
     settings: SearchSettings,
     deadline: float | None = None,
     rows: str | None = None,
+    kept: Candidate | None = None,
 ) -> Candidate:
     """The final model, on every training row, with the search space rebuilt from ``params`` (FixedTrial).
 
     Boosted families first fit on ``train`` with early stopping on ``valid`` (for the number of
-    rounds and the loss curves), then refit on train + valid with the rounds scaled to the rows,
-    unless that refit would end after ``deadline``: then the first fit is the final model, and
-    its ``rows`` say so ("train"; ``rows`` replays a recorded choice). Fine-tuned families fit
-    once, on ``train`` with early stopping on ``valid`` (keeping the best epoch), until
-    ``deadline``: a second fine-tuning on every row would double minutes of CPU.
+    rounds and the loss curves; ``kept``, the search's own fit of these parameters, when given),
+    then refit on train + valid with the rounds scaled to the rows, unless that refit would end
+    after ``deadline`` or was cut by it: then the first fit is the final model, and its ``rows``
+    say so ("train"; ``rows`` replays a recorded choice). Other searched families refit on every
+    row the same way, falling back to ``kept``. Fine-tuned families fit once, on ``train`` with
+    early stopping on ``valid`` (keeping the best epoch), until ``deadline``: a second
+    fine-tuning on every row would double minutes of CPU. A fit cut at the deadline records
+    how far it got (``keel.training.deadline``), so a replay rebuilds it.
     """
     import optuna
 
     fixed = suggest(optuna.trial.FixedTrial(params), family, data.plan.task) if params else {}
+    fixed |= replay(family, params)
+    if "cv_rounds" in params:
+        fixed |= {"n_estimators": int(params["cv_rounds"]), **NO_EARLY_STOP.get(family, {})}
     everything = np.sort(train if valid is None else np.concatenate([train, valid]))
     fit = {"seed": settings.seed, "threads": settings.threads}
     if family in FINE_TUNED:
@@ -198,17 +232,51 @@ def refit(
         tuned.rows = "all" if valid is None else "train"
         return tuned
     if family not in BOOSTERS or valid is None:
-        return fit_family(family, fixed, data, everything, None, **fit)
-    probe = fit_family(family, fixed, data, train, valid, curves=True, **fit)
-    if (rows or _refit_rows(probe, len(everything) / len(train), deadline)) == "train":
+        return _refit_plain(family, fixed, data, (train, everything), fit, deadline, rows, kept)
+    probe = kept or fit_family(family, fixed, data, train, valid, curves=True, deadline=deadline, **fit)
+    if (rows or _refit_rows(probe, len(everything) / len(train), deadline)) == "train" or probe.cut:
         probe.rows = "train"
         return probe
     rounds = max(1, round((probe.iterations or 1) * len(everything) / len(train)))
     final = fit_family(
-        family, fixed | {"n_estimators": rounds, **NO_EARLY_STOP.get(family, {})}, data, everything, None, **fit
+        family,
+        fixed | {"n_estimators": rounds, **NO_EARLY_STOP.get(family, {})},
+        data,
+        everything,
+        None,
+        deadline=deadline,
+        **fit,
     )
+    if final.cut:  # the refit ran out of time: the validated fit is the model
+        probe.rows = "train"
+        return probe
     final.curves, final.iterations, final.overfit_iteration = probe.curves, rounds, probe.overfit_iteration
     final.fit_seconds += probe.fit_seconds
+    return final
+
+
+def _refit_plain(
+    family: str,
+    fixed: dict[str, Any],
+    data: Prepared,
+    rows_of: tuple[np.ndarray, np.ndarray],
+    fit: dict[str, Any],
+    deadline: float | None,
+    rows: str | None,
+    kept: Candidate | None,
+) -> Candidate:
+    """A family without early stopping on every training row, or its kept search fit when that
+    refit would pass (or was cut by) the deadline."""
+    train, everything = rows_of
+    late = kept is not None and rows is None and _refit_rows(kept, len(everything) / len(train), deadline) == "train"
+    if rows == "train" or late:
+        chosen = kept or fit_family(family, fixed, data, train, None, deadline=deadline, **fit)
+        chosen.rows = "train"
+        return chosen
+    final = fit_family(family, fixed, data, everything, None, deadline=deadline, **fit)
+    if final.cut and kept is not None and len(everything) > len(train):
+        kept.rows = "train"
+        return kept
     return final
 
 
@@ -244,51 +312,72 @@ def evaluate(
     valid: np.ndarray | None,
     deadline: float,
     settings: SearchSettings,
-) -> tuple[float, int | None, np.ndarray]:
-    """The trial's validation score, its boosting rounds, and its predictions on the validation
-    rows (or, when cross-validating, out-of-fold on the training rows)."""
+) -> tuple[float, int | None, np.ndarray, Candidate | None]:
+    """The trial's validation score, its boosting rounds, its predictions on the validation rows
+    (or, when cross-validating, out-of-fold on the training rows) and its fit (None when
+    cross-validating). A fit that reaches ``deadline`` stops there and is scored as it is."""
     import optuna
 
     if valid is None:  # small data: cross-validate, no pruning, stop between folds when out of time
-        value, predictions = _cross_validate(family, params, data, train, settings, deadline)
-        return value, None, predictions
+        value, predictions, rounds = _cross_validate(family, params, data, train, settings, deadline)
+        return value, rounds, predictions, None
     sign = -1.0 if data.plan.greater_is_better else 1.0  # report losses so that the study's direction holds
     stopped = {"why": ""}
 
     def on_round(round_: int, loss: float) -> bool:
         trial.report(sign * loss, round_)
-        if time.monotonic() > deadline:
-            stopped["why"] = "out of time"
-        elif trial.should_prune():
+        if trial.should_prune():
             stopped["why"] = "pruned"
         return bool(stopped["why"])
 
     try:
         fitted = fit_family(
-            family, params, data, train, valid, seed=settings.seed, threads=settings.threads, on_round=on_round
+            family,
+            params,
+            data,
+            train,
+            valid,
+            seed=settings.seed,
+            threads=settings.threads,
+            on_round=on_round,
+            curves=family in BOOSTERS,
+            deadline=deadline,
         )
     except StopTraining:
         raise optuna.TrialPruned(stopped["why"]) from None
     if stopped["why"]:
         raise optuna.TrialPruned(stopped["why"])
     predictions = predict(fitted.pipeline, data, valid)
-    return metric_value(data.plan.metric, data.y[valid], predictions), fitted.iterations, predictions
+    return metric_value(data.plan.metric, data.y[valid], predictions), fitted.iterations, predictions, fitted
 
 
 def _cross_validate(
     family: str, params: dict[str, Any], data: Prepared, rows: np.ndarray, settings: SearchSettings, deadline: float
-) -> tuple[float, np.ndarray]:
-    """The mean score over the folds, and the out-of-fold predictions of every row in ``rows``."""
+) -> tuple[float, np.ndarray, int | None]:
+    """The mean score over the folds, the out-of-fold predictions of every row in ``rows``, and
+    (boosters, early-stopped on each held-out fold as ``lightgbm.cv`` does) the mean rounds."""
     import optuna
     from sklearn.model_selection import KFold, StratifiedKFold
 
     splitter = (StratifiedKFold if data.plan.classification else KFold)(
         CV_FOLDS, shuffle=True, random_state=settings.seed
     )
-    scores = []
+    scores, rounds = [], []
     out_of_fold: np.ndarray | None = None
+    boosted = family in BOOSTERS
     for fold_train, fold_valid in splitter.split(rows, data.y[rows]):
-        fitted = fit_family(family, params, data, rows[fold_train], None, seed=settings.seed, threads=settings.threads)
+        fitted = fit_family(
+            family,
+            params,
+            data,
+            rows[fold_train],
+            rows[fold_valid] if boosted else None,
+            seed=settings.seed,
+            threads=settings.threads,
+            deadline=deadline,
+        )
+        if fitted.iterations:
+            rounds.append(fitted.iterations)
         predictions = predict(fitted.pipeline, data, rows[fold_valid])
         if out_of_fold is None:
             out_of_fold = np.zeros((len(rows), *predictions.shape[1:]))
@@ -297,7 +386,7 @@ def _cross_validate(
         if time.monotonic() > deadline and len(scores) < CV_FOLDS:
             raise optuna.TrialPruned("out of time")
     assert out_of_fold is not None
-    return float(np.mean(scores)), out_of_fold
+    return float(np.mean(scores)), out_of_fold, round(float(np.mean(rounds))) if rounds else None
 
 
 def open_storage(url: str, attempts: int = 5) -> Any:
