@@ -60,6 +60,28 @@ class Store:
         return self.root / "golden" / model / f"{digest}.parquet"
 
 
+def output_path(path: Path | str, what: str = "output") -> Path:
+    """A file a command will write, resolved against the working directory, its folder created;
+    DataError (one line, with the fix) when the folder cannot be made or written."""
+    from keel.errors import DataError
+
+    target = Path(path).expanduser().resolve()
+    if target.is_dir():
+        raise DataError(f"the {what} '{path}' is a directory.", hint="Name a file in it.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(
+            f"cannot create the folder of the {what} '{path}': {exc.strerror or exc}.",
+            hint="Choose a folder you can write to.",
+        ) from None
+    if not os.access(target.parent, os.W_OK):
+        raise DataError(
+            f"cannot write the {what} '{path}': its folder is read-only.", hint="Choose a folder you can write to."
+        )
+    return target
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 def configure(project: Path, families: list[str], data: str = "adult_sample.parquet") -> None:
     config = yaml.safe_load((project / "keel.yaml").read_text())
     config |= {"data": data, "drop": [], "split_column": "split"}
-    config["train"] |= {"families": families, "budget_seconds": 6}
+    config["train"] |= {"families": families, "budget_seconds": 10}
     config["evaluate"] = {"slices": ["relationship", "sex"]}
     config["guard"] = {"min_slice_size": 60, "max_slice_regression": 0.05}
     (project / "keel.yaml").write_text(yaml.safe_dump(config))
@@ -47,7 +47,8 @@ def test_gate_refuses_a_slice_regression_promotes_a_better_model_and_rolls_back(
     small.to_parquet(project / "small.parquet")
     shuffled = frame.copy()
     rows = shuffled.index[train & (shuffled["relationship"] == "Wife")]
-    shuffled.loc[rows, "income"] = shuffled.loc[rows, "income"].sample(frac=1.0, random_state=0).to_numpy()
+    # the Wife slice's training labels inverted: a model that learns them ranks that slice backwards
+    shuffled.loc[rows, "income"] = shuffled.loc[rows, "income"].map({"<=50K": ">50K", ">50K": "<=50K"}).to_numpy()
     shuffled.to_parquet(project / "shuffled.parquet")
 
     configure(project, ["linear"], data="small.parquet")

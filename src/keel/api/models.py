@@ -15,7 +15,15 @@ import numpy as np
 from keel._version import __version__
 from keel.config import Project
 from keel.errors import ConfigError, ExportError, RegistryError
-from keel.evaluation.gate import Check, improvement_check, latency_check, parity_check, recent_check, slice_check
+from keel.evaluation.gate import (
+    Check,
+    improvement_check,
+    latency_check,
+    parity_check,
+    recent_check,
+    slice_check,
+    suspicion_check,
+)
 from keel.evaluation.suite import slice_groups
 from keel.exporting.bundle import REFERENCE, Bundle, load_bundle, write_bundle
 from keel.exporting.feed import TOKENIZER_FILE, Feeder
@@ -162,6 +170,7 @@ def promote(
     checks = [
         parity_check(challenger.parity.get("parity", {})),
         latency_check(challenger.parity.get("latency", {}), project.config.serving.latency_budget_ms),
+        suspicion_check(version.tags.get("keel.suspicious")),
     ]
     note = ""
     if current is None:

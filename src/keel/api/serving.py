@@ -24,7 +24,7 @@ from keel.exporting.bundle import Bundle, load_bundle
 from keel.serving.batch import score_frame
 from keel.serving.metrics import MULTIPROCESS_ENV
 from keel.serving.predictor import Predictor
-from keel.store import Store, read_serving_aliases
+from keel.store import Store, output_path, read_serving_aliases
 
 Progress = Callable[[int, int | None], None]
 logger = logging.getLogger("keel.serving")
@@ -280,6 +280,7 @@ def predict_file(
     target = Path(output) if output else source.with_name(f"{source.stem}.predictions.parquet")
     if target.suffix.lower() not in (".parquet", ".csv"):
         raise DataError(f"cannot write predictions to '{target.name}'.", hint="Name a .parquet or .csv output file.")
+    target = output_path(target, "predictions file")
     predictor = Predictor(load_alias(Store(project.store_path), project.name, alias), threads=2)
     chunks, total = iter_table(source)
     start, done = time.perf_counter(), 0

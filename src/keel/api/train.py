@@ -12,31 +12,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from keel.config import Engine, Project
 from keel.data.snapshot import DatasetVersion, snapshot
 from keel.data.triage import TriageOptions
 from keel.errors import ConfigError, TrainingError
 from keel.evaluation.metrics import bootstrap_interval, is_better, metric_value
 from keel.monitoring.slices import SLICES_KEY, slice_profile
-from keel.planning.rules import Decision, Plan, baseline_verdict
+from keel.planning.rules import MIN_FINE_TUNE_EPOCHS, Decision, Plan, baseline_verdict
 from keel.profile import build_profile
 from keel.registry.mlflow_registry import MlflowRegistry, ModelVersion
 from keel.schema import LOG_LABEL, LOG_SCORE
 from keel.store import Store
 from keel.tracking import manifest
 from keel.tracking.base import Tracker
+from keel.training.deadline import REPLAY_KEYS
 from keel.training.ensemble import FAMILY as ENSEMBLE
 from keel.training.ensemble import assemble, blend, select_weights
 from keel.training.families import FINE_TUNED, TEXT_FAMILIES
 from keel.training.fit import Candidate, predict, predictions_of, score, suite
 from keel.training.prepare import Prepared, prepare
 from keel.training.search import SearchResult, SearchSettings, TrialReport, refit, search
+from keel.training.suspicion import CHECK as SUSPICION_CHECK
+from keel.training.suspicion import Suspicion
+from keel.training.suspicion import check as suspicion_check
 
 Step = Callable[[str], None]
 TrialHook = Callable[[TrialReport], None]
 TRACKING_SHARE = 0.10  # of the budget: triage, refitting the baseline, bootstrap intervals, MLflow, registration
 # (with LOGGING_SECONDS, `keel train --budget 20s` on the adult sample ended at 18.3 to 19.9 s in four runs;
 # 0.15 alone ended at 20.8 to 23.5 s while logging cost 5 s, before skops stopped importing torch)
+THRESHOLD_TAG = "keel.threshold"  # binary with a rare class: P(positive) at or above it is called positive
+SUSPICION_TAG = "keel.suspicious"  # on a version: promotion refuses it (keel.registry's gate reads it)
 LOGGING_SECONDS = 2.5  # logging the chosen model whatever the budget: skops, MLflow's checks (2.4 to 3.2 s here)
 REFIT_TRIALS = 2.5
 
@@ -55,6 +63,8 @@ class TrainResult:
     seconds: float
     # text: did the transformer candidates beat TF-IDF? (planning.rules.baseline_verdict)
     verdict: Decision | None = None
+    suspicion: Suspicion | None = None  # a score above 0.99 and the drop-column evidence (training.suspicion)
+    suspicion_allowed: bool = False  # --allow score.suspicious: promotion will not refuse it
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,7 @@ def train(
     dataset = snapshot(project.data_path, store, TriageOptions.from_config(cfg))
     allowed = check_blocking(dataset, options.allow or {})
     data = prepare(dataset.load(), cfg, str(project.data_path), dataset.triage)
+    check_budget_left(started, cfg.train.budget_seconds)
     if set(data.plan.families) & set(TEXT_FAMILIES):  # a missing extra or encoder is one line, before any work
         from keel.textmodels.models import require_text_extra, resolve_model
 
@@ -139,21 +150,51 @@ def train(
                 | {"rows": {c.family: c.rows for c in candidates if c.family in ensemble.params["weights"]}},
             )
             candidates.append(ensemble)
-        best = _best(candidates, data.plan)
-        verdict = baseline_verdict({c.family: c.validation_score for c in candidates}, data.plan.greater_is_better)
+        untrained = _untrained(candidates, data.plan)
+        best = _best([c for c in candidates if c.family not in untrained], data.plan)
+        threshold = decision_threshold(best, data)
+        step("checking the chosen model for a suspiciously good score")
+        suspicion = suspicion_check(best, candidates, data, cfg.seed, cfg.train.threads)
+        guard_tags = _suspicion_tags(suspicion, options.allow or {}, tracker, parent)
+        scores = {c.family: c.validation_score for c in candidates}
+        verdict = baseline_verdict(scores, data.plan.greater_is_better, untrained)
         if verdict is not None:
             tracker.log_params(parent, {"baseline_verdict": f"{verdict.value}: {verdict.rule}"})
         step(f"logging the {best.family} model")
         _log_model(tracker, best, data, tags | {"keel.family": best.family})
         tracker.log_params(parent, {"plan": json.dumps(data.plan.to_dict()), "best_family": best.family})
         step(f"registering {best.family} as a new version of {cfg.name}")
-        version = _register(project, best, tags | {"keel.family": best.family})
+        extra = guard_tags | ({THRESHOLD_TAG: repr(threshold)} if threshold is not None else {})
+        version = _register(project, best, tags | {"keel.family": best.family} | extra)
     except BaseException:
         tracker.end_run(parent, "FAILED")
         raise
     tracker.end_run(parent)
     return TrainResult(
-        dataset, data.plan, candidates, best, version, project.tracking_uri, parent, time.monotonic() - started, verdict
+        dataset,
+        data.plan,
+        candidates,
+        best,
+        version,
+        project.tracking_uri,
+        parent,
+        time.monotonic() - started,
+        verdict,
+        suspicion,
+        SUSPICION_CHECK in (options.allow or {}),
+    )
+
+
+def check_budget_left(started: float, budget: float) -> None:
+    """One clear line, before any fit, when start-up, reading and triaging the data used the budget."""
+    spent = time.monotonic() - started
+    if spent < budget:
+        return
+    need = math.ceil(spent + LOGGING_SECONDS + 5)
+    raise ConfigError(
+        f"a budget of {budget:g} s is too small for any fit: starting, reading and triaging the data took "
+        f"{spent:.1f} s of it.",
+        hint=f"Give at least --budget {need}s (a useful search needs more).",
     )
 
 
@@ -164,16 +205,87 @@ def search_end(started: float, budget: float) -> float:
     return started + budget - min(budget / 2, budget * TRACKING_SHARE + LOGGING_SECONDS)
 
 
+def _untrained(candidates: list[Candidate], plan: Plan) -> dict[str, str]:
+    """Fine-tuned families that did not train meaningfully in their share of the budget: fewer than
+    ``MIN_FINE_TUNE_EPOCHS`` epochs, or a validation score no better than the baseline's. They are
+    reported as not trained, never chosen, and no evidence in the TF-IDF verdict."""
+    baseline = next((c.validation_score for c in candidates if c.family == "baseline"), float("nan"))
+    out = {}
+    for c in candidates:
+        if c.family not in FINE_TUNED:
+            continue
+        epochs = float(getattr(c.pipeline.steps[-1][1], "epochs_run_", MIN_FINE_TUNE_EPOCHS) or 0.0)
+        if epochs < MIN_FINE_TUNE_EPOCHS:
+            out[c.family] = f"{epochs:.2f} epochs (< {MIN_FINE_TUNE_EPOCHS}): budget too small for this family"
+        elif math.isfinite(baseline) and not is_better(c.validation_score, baseline, plan.greater_is_better):
+            out[c.family] = (
+                f"validation {c.validation_score:.4f}, no better than the baseline's {baseline:.4f}: budget too "
+                "small for this family"
+            )
+    return out
+
+
+def decision_threshold(best: Candidate, data: Prepared) -> float | None:
+    """For a rare positive class (the plan's metric is average precision): the probability cut that
+    maximises F1 on the validation rows (out-of-fold rows when cross-validating is not kept, so the
+    training rows' predictions then), with precision, recall and F1 at it on the test rows added to
+    the candidate's metrics. None for other plans."""
+    if data.plan.metric != "average_precision" or best.test_predictions is None:
+        return None
+    rows = data.valid if data.valid is not None else data.search_train
+    score, y = predict(best.pipeline, data, rows)[:, 1], data.y[rows]
+    threshold = best_f1_threshold(y, score)
+    called = best.test_predictions[:, 1] >= threshold
+    truth = data.y[data.test] == 1
+    tp = float(np.sum(called & truth))
+    precision = tp / max(1.0, float(called.sum()))
+    recall = tp / max(1.0, float(truth.sum()))
+    best.metrics |= {
+        "threshold": threshold,
+        "precision_at_threshold": precision,
+        "recall_at_threshold": recall,
+        "f1_at_threshold": 2 * precision * recall / max(precision + recall, 1e-12),
+    }
+    return threshold
+
+
+def best_f1_threshold(y: np.ndarray, score: np.ndarray) -> float:
+    """The score at or above which calling rows positive gives the best F1 (ties: the higher cut)."""
+    order = np.argsort(-score, kind="mergesort")
+    ranked, hits = score[order], (y[order] == 1).astype(np.float64)
+    tp = np.cumsum(hits)
+    last = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # the last row of each distinct score
+    precision, recall = tp[last] / (last + 1), tp[last] / max(tp[-1], 1.0)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return float(ranked[last][int(np.argmax(f1))])
+
+
+def _suspicion_tags(
+    suspicion: Suspicion | None, allow: dict[str, str], tracker: Tracker, parent: str
+) -> dict[str, str]:
+    """The version tags that make ``keel promote`` refuse a suspiciously good model (not text, not allowed)."""
+    if suspicion is None:
+        return {}
+    tracker.log_params(parent, {"suspicious_score": suspicion.message()[:500]})
+    if suspicion.text:
+        return {}
+    if SUSPICION_CHECK in allow:
+        return {SUSPICION_TAG: json.dumps(suspicion.to_dict() | {"allowed": allow[SUSPICION_CHECK]})}
+    return {SUSPICION_TAG: json.dumps(suspicion.to_dict())}
+
+
 def check_blocking(dataset: DatasetVersion, allow: dict[str, str]) -> dict[str, str]:
-    """The allowed blocking findings (id -> reason); TrainingError for any other one."""
+    """The allowed blocking findings (id -> reason); TrainingError for any other one.
+    ``score.suspicious`` is always known: it is checked after training (``keel.training.suspicion``)."""
     blocking = dataset.triage.blocking
-    known = {f.id for f in blocking} | {f.check for f in blocking}
+    known = {f.id for f in blocking} | {f.check for f in blocking} | {SUSPICION_CHECK}
     unknown = [a for a in allow if a not in known]
     if unknown:
         listed = ", ".join(sorted(f.id for f in blocking)) or "none"
         raise ConfigError(f"--allow {unknown[0]} matches no blocking finding of this data (blocking: {listed}).")
     if any(not reason.strip() for reason in allow.values()):
         raise ConfigError("--allow needs --reason '...': the override is recorded with the runs.")
+    allow = {k: v for k, v in allow.items() if k != SUSPICION_CHECK}
     refused = [f for f in blocking if f.id not in allow and f.check not in allow]
     if refused:
         first = refused[0]
@@ -255,13 +367,18 @@ def _final(
     (a fine-tuned family's one fit stops at ``end``)."""
     step(f"fine-tuning {family}" if family in FINE_TUNED else f"refitting {family}")
     params = searched.best_params if searched else {}
-    candidate = refit(family, params, data, data.search_train, data.valid, settings, end)
+    if searched is not None and searched.rounds:  # cross-validated booster: its mean early-stopped rounds
+        params = params | {"cv_rounds": searched.rounds}
+    kept = searched.fitted if searched else None
+    candidate = refit(family, params, data, data.search_train, data.valid, settings, end, kept=kept)
     _score_test(candidate, data)
     searched_score = searched.best_value if searched else float("nan")
     candidate.validation_score = searched_score if math.isfinite(searched_score) else _validation(candidate, data)
     candidate.trials = searched.trials if searched else 0
+    candidate.cut_trials = searched.cut if searched else 0
+    recorded = params | {k: v for k, v in candidate.params.items() if k in REPLAY_KEYS}
     step(f"tracking {family}")
-    _track_final(tracker, candidate, data, parent, tags, searched.study if searched else "", params)
+    _track_final(tracker, candidate, data, parent, tags, searched.study if searched else "", recorded)
     return candidate
 
 
@@ -422,6 +539,7 @@ def _write_run_files(folder: Path, candidate: Candidate, data: Prepared, tags: d
         "classes": data.classes,
         "metrics": candidate.metrics,
         "validation_score": candidate.validation_score,
+        "threshold": candidate.metrics.get("threshold"),
         "plan": data.plan.to_dict(),
         "lineage": tags,
     }
@@ -489,6 +607,8 @@ def _register(project: Project, best: Candidate, tags: dict[str, str]) -> ModelV
         "keel.version",
         "keel.git_commit",
         "keel.split",
+        SUSPICION_TAG,
+        THRESHOLD_TAG,
     )
     version_tags = {k: tags[k] for k in keep if k in tags} | {"keel.metric_value": repr(best.metrics[metric])}
     return registry.register(project.name, best.model_uri, best.run_id, version_tags)

@@ -52,7 +52,9 @@ def analyze(
         version = run_analyze(data, store=store or Path(".keel"), options=options, test=test)
         report = _write_html(version, data.name)
     if html:
-        shutil.copyfile(report, html)
+        from keel.store import output_path
+
+        shutil.copyfile(report, output_path(html, "HTML report"))
     if as_json:
         print(
             json.dumps(

@@ -89,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(getattr(exc, "exit_code", 0) or 0)
     except (click.Abort, typer.Abort, KeyboardInterrupt):
         return _fail("interrupted.", 130, False)
+    except OSError as exc:  # a file or folder the user named (or the disk) refused: say which, and why
+        where = f" '{exc.filename}'" if exc.filename else ""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return _fail(
+            f"cannot use{where}: {reason}. Check the path, its folder's permissions and the free disk space.", 3, debug
+        )
     except Exception as exc:  # the CLI never shows a bare traceback without --debug
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()  # a usage error (bad option, missing argument), from click or typer's vendored click

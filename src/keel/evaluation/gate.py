@@ -143,6 +143,29 @@ def recent_check(
     return Check("newest labelled window", passed, detail, numbers)
 
 
+def suspicion_check(tag: str | None) -> Check:
+    """A version whose training found a suspiciously good score (``keel.training.suspicion``) is
+    not promoted unless that was allowed with a reason at training (or ``--force --reason`` now)."""
+    if not tag:
+        return Check("suspicious score", True, "no score above 0.99 on real-world inputs")
+    import json
+
+    evidence = json.loads(tag)
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in evidence.get("scores", {}).items())
+    if evidence.get("allowed"):
+        return Check("suspicious score", True, f"{scores}: allowed at training ({evidence['allowed']})", evidence)
+    columns = "; ".join(
+        f"'{c['column']}' removes {c['carried']:.0%} of the remaining error" for c in evidence.get("columns", [])
+    )
+    return Check(
+        "suspicious score",
+        False,
+        f"test {scores} above 0.99: look for a leak first ({columns or 'no single column to blame'}); "
+        "retrain with --allow score.suspicious --reason '...' if the score is real",
+        evidence,
+    )
+
+
 def parity_check(parity: dict[str, Any]) -> Check:
     """The export's recorded parity (native pipeline vs ONNX graph; PyTorch logits for transformers)."""
     passed = bool(parity.get("passed"))
