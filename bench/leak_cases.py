@@ -57,7 +57,9 @@ def clean_cases(rows: int, seed: int) -> list[tuple[str, pd.DataFrame, str]]:
         ("diamonds-cut (multiclass)", read("diamonds.parquet"), "cut"),
     ]
     electricity = pd.read_parquet(DATA / "electricity.parquet")
-    cases.append(("electricity first 150 days", electricity[electricity.day_index < 150].reset_index(drop=True), "class"))
+    cases.append(
+        ("electricity first 150 days", electricity[electricity.day_index < 150].reset_index(drop=True), "class")
+    )
     flights = pd.read_parquet(DATA / "nycflights13.parquet")
     cases.append(("nycflights13 January", flights[flights.month == 1].reset_index(drop=True), "arr_delay"))
     for name, file, target, positive in (

@@ -68,12 +68,48 @@ def test_kill_9_in_a_search_then_resume_keeps_the_completed_trials(project_dir: 
 
 
 @pytest.mark.serial
-def test_the_budget_is_a_budget(project_dir: Path) -> None:
-    started = time.monotonic()
-    result = keel("train", "--budget", "20s", cwd=project_dir, check=True, fresh=True)
-    elapsed = time.monotonic() - started
-    assert elapsed <= 20 * 1.15, f"keel train --budget 20s took {elapsed:.1f} s"
+@pytest.mark.parametrize("load", ["quiet", "a CPU hog on every core"])
+def test_the_budget_is_a_budget(project_dir: Path, load: str) -> None:
+    """`keel train --budget B` ends within B + max(10%, 3 s), timed from launch (imports included),
+    on a quiet machine and on one whose every core runs a busy loop (a laptop is rarely quiet)."""
+    hogs = []
+    if load != "quiet":
+        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        started = time.monotonic()
+        result = keel("train", "--budget", "20s", cwd=project_dir, check=True, fresh=True)
+        elapsed = time.monotonic() - started
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert elapsed <= 20 + 3, f"keel train --budget 20s took {elapsed:.1f} s ({load})"
     assert "of a 20 s budget" in result.stdout
+
+
+def test_a_suspiciously_good_model_is_registered_but_not_promoted(project_dir: Path) -> None:
+    """A post-outcome flag that agrees with the label on 98.8% of rows: triage blocks it; allowed
+    anyway, the model scores above 0.99 and `keel promote` refuses it with the drop-column evidence."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.read_parquet(project_dir / "adult_sample.parquet")
+    rng = np.random.default_rng(3)
+    flip = rng.random(len(frame)) < 0.012
+    positive = frame["income"].astype(str) == ">50K"
+    frame["refund_flag"] = np.where(positive ^ flip, "yes", "no")
+    frame.to_parquet(project_dir / "adult_sample.parquet")
+    refused = keel("train", cwd=project_dir)
+    assert refused.returncode == 4 and "leak.carried_skill:refund_flag" in refused.stderr
+    trained = keel(
+        "train", "--allow", "leak.carried_skill:refund_flag", "--reason", "testing the gate", cwd=project_dir
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert "suspiciously good" in trained.stdout and "refund_flag" in trained.stdout
+    keel("export", cwd=project_dir, check=True)
+    promoted = keel("promote", cwd=project_dir)
+    assert promoted.returncode == 5, promoted.stdout + promoted.stderr
+    assert "suspicious score" in promoted.stdout and "refund_flag" in promoted.stdout
 
 
 def test_reproduce_compare_and_dead_end(project_dir: Path) -> None:

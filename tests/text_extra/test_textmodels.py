@@ -84,13 +84,40 @@ def test_embeddings_are_mean_pooled_normalised_and_embedded_once(monkeypatch: py
 
 
 def test_a_full_embedding_cache_is_emptied_without_losing_the_texts_it_held(monkeypatch: pytest.MonkeyPatch) -> None:
-    import keel.textmodels.estimators as estimators
+    import keel.textmodels.embedding_cache as embedding_cache
 
     encoder = TextEncoder("text", max_length=16).fit(pd.DataFrame({"text": ["a"]}))
     first = encoder.transform(pd.DataFrame({"text": ["cache one", "cache two"]}))
-    monkeypatch.setattr(estimators, "EMBED_CACHE_ROWS", 3)  # the next call overflows it
+    monkeypatch.setattr(embedding_cache, "MEMORY_ROWS", 3)  # the next call overflows it
     both = encoder.transform(pd.DataFrame({"text": ["cache one", "cache two", "new three", "new four"]}))
     assert both.shape == (4, 384) and np.array_equal(both[:2], first)
+
+
+def test_embedding_stops_at_its_deadline_keeps_what_it_did_and_the_next_run_continues(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import time
+
+    import keel.textmodels.embedding_cache as embedding_cache
+    from keel.textmodels.embedding_cache import EmbeddingIncomplete
+
+    monkeypatch.setenv("KEEL_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(embedding_cache, "CHUNK", 4)
+    embedding_cache.forget()
+    texts = pd.DataFrame({"text": [f"message number {i} about lunch" for i in range(12)]})
+    encoder = TextEncoder("text", max_length=16).fit(texts)
+    with pytest.raises(EmbeddingIncomplete, match="embedded 4 of 12 texts"):
+        encoder.transform(texts, deadline=time.monotonic())  # the deadline has passed: one chunk, then stop
+    embedding_cache.forget()  # a new process: only the disk is left
+    assert embedding_cache.cached_share(encoder_space(encoder), texts["text"].tolist()) == pytest.approx(4 / 12)
+    whole = encoder.transform(texts)
+    assert whole.shape == (12, 384)
+    embedding_cache.forget()
+    assert embedding_cache.cached_share(encoder_space(encoder), texts["text"].tolist()) == 1.0
+
+
+def encoder_space(encoder: TextEncoder) -> str:
+    return f"{encoder._directory()}|{encoder.encoder_sha256_}|{encoder.max_length}"
 
 
 def test_lora_fine_tuning_learns_records_curves_and_round_trips_through_skops(sms_sample: pd.DataFrame) -> None:

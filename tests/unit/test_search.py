@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,34 @@ def test_the_searches_leave_the_tracking_share_and_the_model_logging_of_the_budg
     from keel.api.train import search_end
 
     assert search_end(100.0, budget) == pytest.approx(100.0 + searches_for)
+
+
+def test_a_busy_machine_keeps_more_of_the_budget_for_what_follows_the_searches() -> None:
+    from keel.api.train import search_end, slowdown
+
+    quiet, busy = search_end(100.0, 60, 1.0), search_end(100.0, 60, 2.0)
+    assert busy == pytest.approx(100.0 + 60 - 2 * 8.5) and busy < quiet
+    assert search_end(100.0, 60, 10.0) == pytest.approx(100.0 + 30)  # never more than half
+    assert 1.0 <= slowdown(time.monotonic() - 5) <= 3.0
+
+
+def test_a_family_whose_share_cannot_hold_one_fit_gives_it_to_the_others(data, tmp_path: Path) -> None:
+    """With time for one cheap fit only, the costliest family is left out (said why), not overrun."""
+    from keel.api.train import _search_all
+    from keel.training.families import MIN_FIT_SECONDS_PER_ROW
+
+    ran: list[str] = []
+
+    def fake_search(family, *args):  # the real search is tested above; here only who gets time matters
+        ran.append(family)
+        return search(family, data, data.valid, data.search_train, time.monotonic() + 0.5, settings(tmp_path))
+
+    plan = dataclasses.replace(data.plan, families=("baseline", "linear", "lightgbm"))
+    rows = len(data.search_train)
+    slow = 3.0 / (MIN_FIT_SECONDS_PER_ROW["linear"] * rows)  # linear's one fit "needs" 3 s here, LightGBM's ~0.9 s
+    skipped: dict[str, str] = {}
+    _search_all(
+        dataclasses.replace(data, plan=plan), settings(tmp_path), time.monotonic() + 2.0, lambda _: None,
+        lambda _: None, fake_search, skipped, slow,
+    )  # fmt: skip
+    assert ran == ["lightgbm"] and "linear" in skipped and "needs about 3.0 s" in skipped["linear"]

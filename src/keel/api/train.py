@@ -8,7 +8,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,8 @@ from keel.tracking.base import Tracker
 from keel.training.deadline import REPLAY_KEYS
 from keel.training.ensemble import FAMILY as ENSEMBLE
 from keel.training.ensemble import assemble, blend, select_weights
-from keel.training.families import FINE_TUNED, TEXT_FAMILIES
-from keel.training.fit import Candidate, predict, predictions_of, score, suite
+from keel.training.families import FINE_TUNED, TEXT_FAMILIES, min_fit_seconds
+from keel.training.fit import Candidate, predict, predictions_of, score, suite, warm_text_features
 from keel.training.prepare import Prepared, prepare
 from keel.training.search import SearchResult, SearchSettings, TrialReport, refit, search
 from keel.training.suspicion import CHECK as SUSPICION_CHECK
@@ -46,7 +46,7 @@ TRACKING_SHARE = 0.10  # of the budget: triage, refitting the baseline, bootstra
 THRESHOLD_TAG = "keel.threshold"  # binary with a rare class: P(positive) at or above it is called positive
 SUSPICION_TAG = "keel.suspicious"  # on a version: promotion refuses it (keel.registry's gate reads it)
 LOGGING_SECONDS = 2.5  # logging the chosen model whatever the budget: skops, MLflow's checks (2.4 to 3.2 s here)
-REFIT_TRIALS = 2.5
+MAX_SLOWDOWN = 3.0
 
 
 @dataclass
@@ -65,6 +65,7 @@ class TrainResult:
     verdict: Decision | None = None
     suspicion: Suspicion | None = None  # a score above 0.99 and the drop-column evidence (training.suspicion)
     suspicion_allowed: bool = False  # --allow score.suspicious: promotion will not refuse it
+    untrained: dict[str, str] = field(default_factory=dict)  # family -> why it could not train in its share
 
 
 @dataclass(frozen=True)
@@ -128,13 +129,26 @@ def train(
             cfg.train.max_trials,
             str(store.root.resolve() / "checkpoints"),
         )
-        end = search_end(started, cfg.train.budget_seconds)
+        slow = slowdown(started)
+        end = search_end(started, cfg.train.budget_seconds, slow)
         searcher = _searcher(engine, store)
+        skipped: dict[str, str] = {}
+        baselines = [  # first: they need no search, and what they cost is then out of the searches' time
+            _final(family, None, data, settings, tracker, parent, tags, step, end)
+            for family in data.plan.families
+            if family == "baseline"
+        ]
         with _engine_session(engine):
-            searched = _search_all(data, settings, end, step, _trial_logger(tracker, parent, tags, on_trial), searcher)
-        candidates = [
+            logger = _trial_logger(tracker, parent, tags, on_trial)
+            searched = _search_all(data, settings, end, step, logger, searcher, skipped, slow)
+        for family in data.plan.families:
+            result = searched.get(family)
+            if result is not None and not result.completed and result.fitted is None and time.monotonic() >= end:
+                skipped[family] = "budget too small for this family: no time was left for a fit"
+        candidates = baselines + [
             _final(family, searched.get(family), data, settings, tracker, parent, tags, step, end)
             for family in data.plan.families
+            if family not in skipped and family != "baseline"
         ]
         ensemble = _ensemble(searched, candidates, data, step)
         if ensemble is not None:
@@ -150,7 +164,7 @@ def train(
                 | {"rows": {c.family: c.rows for c in candidates if c.family in ensemble.params["weights"]}},
             )
             candidates.append(ensemble)
-        untrained = _untrained(candidates, data.plan)
+        untrained = _untrained(candidates, data.plan) | skipped
         best = _best([c for c in candidates if c.family not in untrained], data.plan)
         threshold = decision_threshold(best, data)
         step("checking the chosen model for a suspiciously good score")
@@ -182,6 +196,7 @@ def train(
         verdict,
         suspicion,
         SUSPICION_CHECK in (options.allow or {}),
+        untrained,
     )
 
 
@@ -198,11 +213,24 @@ def check_budget_left(started: float, budget: float) -> None:
     )
 
 
-def search_end(started: float, budget: float) -> float:
+def search_end(started: float, budget: float, slow: float = 1.0) -> float:
     """When the searches must stop for the command to end within ``budget`` seconds of ``started``:
     a share of the budget is kept for the refits and tracking, plus the fixed cost of logging the
-    chosen model, but never more than half the budget."""
-    return started + budget - min(budget / 2, budget * TRACKING_SHARE + LOGGING_SECONDS)
+    chosen model, both times ``slow`` (how much slower than its CPU time this process has run:
+    other work on the machine slows the tracking after the search as much), but never more than
+    half the budget."""
+    return started + budget - min(budget / 2, (budget * TRACKING_SHARE + LOGGING_SECONDS) * slow)
+
+
+def slowdown(started: float) -> float:
+    """Wall time over this process's CPU time since ``started``, between 1 and ``MAX_SLOWDOWN``:
+    about 1 on a quiet machine, 1.5 to 2 with every core busy with other work (measured here).
+    The process's multi-threaded start (polars) can use more CPU than wall time: then 1."""
+    wall = time.monotonic() - started
+    cpu = time.process_time()
+    if wall <= 0 or cpu <= 0:
+        return 1.0
+    return min(MAX_SLOWDOWN, max(1.0, wall / cpu))
 
 
 def _untrained(candidates: list[Candidate], plan: Plan) -> dict[str, str]:
@@ -328,27 +356,47 @@ def _search_all(
     step: Step,
     on_trial: TrialHook,
     run_search: Callable[..., SearchResult] = search,
+    not_trained: dict[str, str] | None = None,
+    slow: float = 1.0,
 ) -> dict[str, SearchResult]:
-    """Share the time until ``end`` between the families' searches and their final refits.
-
-    A refit costs about ``REFIT_TRIALS`` trials (a probe with early stopping, then the fit on
-    every row), so after each search that much of its median trial time is set aside and the
-    families still to search share what is left.
+    """Share the time until ``end`` between the families' searches (a fine-tuned family's share is
+    kept for its one fit, last). No time is set aside for refits on every row: the search's own
+    fit of the best trial is the final model, and the refit runs only if it ends by ``end``
+    (``training.search.refit``): more families searched beat 15% more rows. A family
+    whose share could not hold even its shortest fit (``training.families.min_fit_seconds``
+    times ``slow``, the machine's measured slowdown) goes into ``not_trained`` and its share to
+    the others, the costliest first.
     """
     families = [f for f in data.plan.families if f != "baseline"]
     results: dict[str, SearchResult] = {}
     reserved = 0.0
+    rows, folds = len(data.search_train), 1 if data.valid is not None else 4
     for i, family in enumerate(families):
         now = time.monotonic()
-        expected = reserved / i if i else 0.0  # this family's own refit, guessed from the others'
-        available = end - now - reserved - expected * (len(families) - i)
-        share = now + max(0.0, available) / (len(families) - i)
+        pending = [f for f in families[i:] if f not in not_trained]
+        available = end - now - reserved
+        need = {f: min_fit_seconds(f, rows, folds) * slow for f in pending}
+        while pending and max(0.0, available) / len(pending) < max(need[f] for f in pending):
+            dropped = max(pending, key=lambda f: need[f])  # its share goes to the families that can fit
+            pending.remove(dropped)
+            not_trained[dropped] = (
+                f"budget too small for this family: one fit on {rows:,} rows needs about {need[dropped]:.1f} s here, "
+                f"more than its share of the {max(0.0, available):.1f} s left"
+            )
+        if family not in pending:
+            continue
+        share = now + max(0.0, available) / len(pending)
         if family in FINE_TUNED:  # not searched: its share is kept for its one fit, last
             reserved += share - now
             continue
+        if family == "embeddings":
+            step("embedding the texts")
+            why = warm_text_features(family, data, share)
+            if why:
+                not_trained[family] = why
+                continue
         step(f"searching {family}")
         results[family] = run_search(family, data, data.valid, data.search_train, share, settings, on_trial)
-        reserved += REFIT_TRIALS * results[family].trial_seconds
     return results
 
 

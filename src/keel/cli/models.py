@@ -399,12 +399,14 @@ def _render_training(result: Any) -> None:
     if cut:
         listed = "; ".join(
             f"{c.family} ({c.trials} trial(s){f', {c.cut_trials} stopped at the deadline' if c.cut_trials else ''}"
-            f"{', final fit stopped at the deadline' if c.cut else ''})"
+            f"{', its final fit stopped at the deadline' if c.cut and not c.cut_trials else ''})"
             for c in cut
         )
         out.print(
             f"[yellow]cut by the budget[/]: {listed}: each kept its best fit so far (a larger --budget trains longer)"
         )
+    for family, why in result.untrained.items():
+        out.print(f"[yellow]{family} not trained[/]: {why}")
     if result.suspicion is not None:
         s = result.suspicion
         if s.text or result.suspicion_allowed:

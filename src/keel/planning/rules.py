@@ -18,7 +18,9 @@
 | ensemble | unless ``train.ensemble: false``, a soft vote of the searched families weighted by greedy selection (``keel.training.ensemble``) on validation predictions; kept only if best on validation |
 | split | triage's recommendation (``keel.data.split``: time order -> time, repeated identifier -> grouped, < 5,000 rows -> k-fold search, > 100,000 rows -> 80/10/10), citing the finding |
 | - overrides | keel.yaml's ``split``, ``time_column`` or ``split_column``; the plan then says "overridden" |
-| budget | keel.yaml's ``train.budget_seconds`` or ``--budget``; 10% plus 2.5 s (at most half) is kept for tracking, and after each family's search about 2.5 of its best (or median, if longer) trial times are kept for its final refit |
+| budget | keel.yaml's ``train.budget_seconds`` or ``--budget``; 10% plus 2.5 s (at most half) is kept for tracking |
+| - families | share the searches' time; one whose share cannot hold its shortest fit (``min_fit_seconds`` x the machine's slowdown) is left out, its share to the others |
+| - refits | a refit on every row runs only if it ends in time; else the search's validated fit is the model |
 | compute | the training matrix's memory (rows x encoded features x 8 bytes) and the trials the budget allows at the first trial's speed |
 """
 
@@ -295,7 +297,7 @@ def decide_budget(seconds: float) -> Decision:
     return Decision(
         "budget",
         f"{seconds:g}s",
-        "searches share it; each family's final refit (about 2.5 best-trial times) and the tracking are set aside from it",
+        "searches share it; the tracking is set aside from it; a refit on every row runs only if it ends in time",
     )
 
 

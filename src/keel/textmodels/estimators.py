@@ -25,9 +25,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from keel.errors import ConfigError
 from keel.textmodels.models import DEFAULT_ENCODER, require_text_extra, resolve_model, tokenizer_json
 
-EMBED_CACHE_ROWS = 200_000  # texts whose embedding a process keeps (sms_spam: 5,574 x 384 float32 = 8.6 MB)
-_EMBEDDINGS: dict[tuple[str, int], dict[str, np.ndarray]] = {}
-
 
 def texts_of(X: Any, column: str | None = None) -> list[Any]:
     """The texts of a DataFrame column (or of a 1-D array); a missing text is None."""
@@ -37,24 +34,27 @@ def texts_of(X: Any, column: str | None = None) -> list[Any]:
 
 
 def embed_texts(
-    directory: str, digest: str, tokenizer: str, texts: list[Any], max_length: int, threads: int = 1
+    directory: str,
+    digest: str,
+    tokenizer: str,
+    texts: list[Any],
+    max_length: int,
+    threads: int = 1,
+    deadline: float | None = None,
 ) -> np.ndarray:
     """Sentence embeddings of ``texts`` (None is the empty text) by the encoder in ``directory``
-    (weights ``digest``), each text embedded once per process: the search's trials, the refit,
-    scoring and the monitor's windows share them."""
-    cache = _EMBEDDINGS.setdefault((f"{directory}|{digest}", max_length), {})
-    keys = [t if t is not None else "" for t in texts]
-    found = {k: cache[k] for k in set(keys) if k in cache}
-    todo = sorted(set(keys) - set(found))
-    if todo:
+    (weights ``digest``), each text embedded once: the search's trials, the refit, scoring, the
+    monitor's windows and later runs share them (``keel.textmodels.embedding_cache``). With a
+    ``deadline``, embedding stops between chunks once it has passed (``EmbeddingIncomplete``)."""
+    from keel.textmodels.embedding_cache import embeddings
+
+    def compute(todo: list[str]) -> np.ndarray:
         from keel.textmodels.nets import embed
 
-        vectors = embed(directory, tokenizer, todo, max_length, threads=threads)
-        found.update(zip(todo, vectors, strict=True))
-        if len(cache) + len(todo) > EMBED_CACHE_ROWS:
-            cache.clear()
-        cache.update(zip(todo, vectors, strict=True))
-    return np.stack([found[k] for k in keys]) if keys else np.empty((0, 0), dtype=np.float32)
+        return embed(directory, tokenizer, todo, max_length, threads=threads)
+
+    space = f"{directory}|{digest}|{max_length}"
+    return embeddings(space, [t if t is not None else "" for t in texts], compute, deadline)
 
 
 def weights_digest(directory: Path) -> str:
@@ -138,10 +138,13 @@ class TextEncoder(TransformerMixin, _Encoded):
         self._record()
         return self
 
-    def transform(self, X: Any) -> np.ndarray:
+    def transform(self, X: Any, deadline: float | None = None) -> np.ndarray:
+        """Embeddings of the column's texts; with a ``deadline``, stops between chunks once it passed."""
         directory = str(self._directory())
         texts = texts_of(X, self.column)
-        return embed_texts(directory, self.encoder_sha256_, self.tokenizer_, texts, self.max_length, self.threads)
+        return embed_texts(
+            directory, self.encoder_sha256_, self.tokenizer_, texts, self.max_length, self.threads, deadline
+        )
 
 
 class EncoderClassifier(ClassifierMixin, _Encoded):

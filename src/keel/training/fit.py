@@ -105,6 +105,25 @@ def build_features(family: str, data: Prepared) -> Any:
     return build_preprocessor(data.schema, scale=family == "linear", native_categorical=family in NATIVE_CATEGORICAL)
 
 
+def warm_text_features(family: str, data: Prepared, deadline: float) -> str:
+    """Embed every row's text (training, validation and test) before the ``embeddings`` family's
+    search, in chunks that stop at ``deadline`` (keel.textmodels.embedding_cache): "" when all are
+    embedded, else why the family could not train in its share (what was embedded is kept for
+    the next run)."""
+    if family != "embeddings":
+        return ""
+    from keel.textmodels.embedding_cache import EmbeddingIncomplete
+
+    encoder = build_features(family, data)
+    frame = arrays_to_frame(data.schema, data.rows(np.arange(len(data.y))))
+    encoder.fit(frame)
+    try:
+        encoder.transform(frame, deadline=deadline)
+    except EmbeddingIncomplete as exc:
+        return f"budget too small for this family: {exc}"
+    return ""
+
+
 def _fit_transforms(data: Prepared, train: np.ndarray, valid: np.ndarray | None, family: str) -> tuple[Any, Any, Any]:
     features = build_features(family, data)
     x_train = features.fit_transform(arrays_to_frame(data.schema, data.rows(train)))

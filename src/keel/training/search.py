@@ -25,6 +25,7 @@ from keel.training.fit import Candidate, StopTraining, fit_family, predict
 from keel.training.prepare import Prepared
 
 CV_FOLDS = 5
+MIN_SEARCH_SECONDS = 0.25  # a share shorter than this starts no trial (families.min_fit_seconds says more)
 NO_EARLY_STOP = {"xgboost": {"early_stopping_rounds": None}}  # the final refit has no validation set
 
 
@@ -109,7 +110,7 @@ def search(
 
     remaining = deadline - time.monotonic()
     trials = trials_left(study, settings.max_trials)
-    if remaining > 0 and trials != 0:
+    if remaining >= MIN_SEARCH_SECONDS and trials != 0:
         study.optimize(
             objective,
             n_trials=trials,
