@@ -296,14 +296,16 @@ def _reliance_verdict(r: Any, alone: float, next_skill: float) -> tuple[str | No
     if copy and strong:
         return (
             "block",
-            "behaves like a noisy copy of the target: once the target is known the other columns explain none of it, and alone it predicts the target",
+            f"behaves like a noisy copy of the target: once the target is known the other columns explain only "
+            f"{r.beyond:.0%} of it, and alone it predicts the target",
         )
     near = alone >= NEAR_MODEL_SHARE * r.skill_full and (1 - alone) * NEXT_ERROR_RATIO <= 1 - next_skill
     carries = r.carried >= CARRIED_WARN and alone >= ALONE_WARN
     if copy and (carries or near):
         return (
             "warn",
-            "behaves like a column derived from the target (the other columns explain none of it once the target is known) and carries much of the model's skill",
+            f"behaves like a column derived from the target (once the target is known the other columns explain only "
+            f"{r.beyond:.0%} of it) and carries much of the model's skill",
         )
     if carries or near:
         return "warn", "carries much of the model's skill"
