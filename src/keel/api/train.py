@@ -129,7 +129,7 @@ def train(
             cfg.train.max_trials,
             str(store.root.resolve() / "checkpoints"),
         )
-        slow = slowdown(started)
+        slow = slowdown()
         end = search_end(started, cfg.train.budget_seconds, slow)
         searcher = _searcher(engine, store)
         skipped: dict[str, str] = {}
@@ -222,15 +222,16 @@ def search_end(started: float, budget: float, slow: float = 1.0) -> float:
     return started + budget - min(budget / 2, (budget * TRACKING_SHARE + LOGGING_SECONDS) * slow)
 
 
-def slowdown(started: float) -> float:
-    """Wall time over this process's CPU time since ``started``, between 1 and ``MAX_SLOWDOWN``:
-    about 1 on a quiet machine, 1.5 to 2 with every core busy with other work (measured here).
-    The process's multi-threaded start (polars) can use more CPU than wall time: then 1."""
-    wall = time.monotonic() - started
-    cpu = time.process_time()
-    if wall <= 0 or cpu <= 0:
-        return 1.0
-    return min(MAX_SLOWDOWN, max(1.0, wall / cpu))
+def slowdown(probe: float = 0.2) -> float:
+    """How much slower than its own CPU time this process runs now, between 1 and ``MAX_SLOWDOWN``:
+    a busy loop of ``probe`` seconds (scheduling slices make shorter ones noisy), against the CPU time its thread got. About 1 on a
+    quiet machine and 1.5 with a busy loop on each of the 2 cores here. (Wall over CPU time since
+    launch was biased by imports waiting on the disk: 2 on a quiet machine, which starved LoRA.)"""
+    wall_start, cpu_start = time.perf_counter(), time.thread_time()
+    while time.perf_counter() - wall_start < probe:
+        pass
+    cpu = time.thread_time() - cpu_start
+    return min(MAX_SLOWDOWN, max(1.0, probe / cpu)) if cpu > 0 else MAX_SLOWDOWN
 
 
 def _untrained(candidates: list[Candidate], plan: Plan) -> dict[str, str]:
