@@ -195,7 +195,7 @@ def test_a_busy_machine_keeps_more_of_the_budget_for_what_follows_the_searches()
     from keel.api.train import search_end, slowdown
 
     quiet, busy = search_end(100.0, 60, 1.0), search_end(100.0, 60, 2.0)
-    assert busy == pytest.approx(100.0 + 60 - 2 * 8.5) and busy < quiet
+    assert busy == pytest.approx(100.0 + 60 - 6 - 2 * 2.5) and busy < quiet
     assert search_end(100.0, 60, 10.0) == pytest.approx(100.0 + 30)  # never more than half
     assert 1.0 <= slowdown() <= 3.0
 

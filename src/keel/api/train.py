@@ -216,16 +216,16 @@ def check_budget_left(started: float, budget: float) -> None:
 def search_end(started: float, budget: float, slow: float = 1.0) -> float:
     """When the searches must stop for the command to end within ``budget`` seconds of ``started``:
     a share of the budget is kept for the refits and tracking, plus the fixed cost of logging the
-    chosen model, both times ``slow`` (how much slower than its CPU time this process has run:
-    other work on the machine slows the tracking after the search as much), but never more than
-    half the budget."""
-    return started + budget - min(budget / 2, (budget * TRACKING_SHARE + LOGGING_SECONDS) * slow)
+    chosen model times ``slow`` (``slowdown()``: other work on the machine slows MLflow's logging
+    as much, 2.5 s quiet and 4.5 s with every core busy here), but never more than half the
+    budget."""
+    return started + budget - min(budget / 2, budget * TRACKING_SHARE + LOGGING_SECONDS * slow)
 
 
 def slowdown(probe: float = 0.2) -> float:
     """How much slower than its own CPU time this process runs now, between 1 and ``MAX_SLOWDOWN``:
     a busy loop of ``probe`` seconds (scheduling slices make shorter ones noisy), against the CPU time its thread got. About 1 on a
-    quiet machine and 1.5 with a busy loop on each of the 2 cores here. (Wall over CPU time since
+    quiet machine and 2.1 to 2.6 with a busy loop on each of the 2 cores here. (Wall over CPU time since
     launch was biased by imports waiting on the disk: 2 on a quiet machine, which starved LoRA.)"""
     wall_start, cpu_start = time.perf_counter(), time.thread_time()
     while time.perf_counter() - wall_start < probe:
