@@ -224,7 +224,9 @@ def refit(
     fixed = suggest(optuna.trial.FixedTrial(params), family, data.plan.task) if params else {}
     fixed |= replay(family, params)
     if "cv_rounds" in params:
-        fixed |= {"n_estimators": int(params["cv_rounds"]), **NO_EARLY_STOP.get(family, {})}
+        fixed |= {"n_estimators": int(params["cv_rounds"])}
+    if valid is None:  # nothing to stop early on (XGBoost refuses early stopping without an eval set)
+        fixed |= NO_EARLY_STOP.get(family, {})
     everything = np.sort(train if valid is None else np.concatenate([train, valid]))
     fit = {"seed": settings.seed, "threads": settings.threads}
     if family in FINE_TUNED:
