@@ -27,7 +27,7 @@ from keel.schema import LOG_LABEL, LOG_SCORE
 from keel.store import Store
 from keel.tracking import manifest
 from keel.tracking.base import Tracker
-from keel.training.deadline import REPLAY_KEYS
+from keel.training.deadline import replay_keys
 from keel.training.ensemble import FAMILY as ENSEMBLE
 from keel.training.ensemble import assemble, blend, select_weights
 from keel.training.families import FINE_TUNED, TEXT_FAMILIES, min_fit_seconds
@@ -425,7 +425,7 @@ def _final(
     candidate.validation_score = searched_score if math.isfinite(searched_score) else _validation(candidate, data)
     candidate.trials = searched.trials if searched else 0
     candidate.cut_trials = searched.cut if searched else 0
-    recorded = params | {k: v for k, v in candidate.params.items() if k in REPLAY_KEYS}
+    recorded = params | replay_keys(candidate.params)
     step(f"tracking {family}")
     _track_final(tracker, candidate, data, parent, tags, searched.study if searched else "", recorded)
     return candidate

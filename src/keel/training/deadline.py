@@ -29,6 +29,11 @@ CHUNK_TREES = 25
 REPLAY_KEYS = ("cut_rounds", "cut_iterations", "cut_trees")
 
 
+def replay_keys(params: dict[str, Any]) -> dict[str, Any]:
+    """The replay keys among a fit's parameters (what a final run records beside the searched ones)."""
+    return {k: v for k, v in params.items() if k in REPLAY_KEYS}
+
+
 def replay(family: str, params: dict[str, Any]) -> dict[str, Any]:
     """Estimator parameters that rebuild a cut fit from its recorded replay key (empty if none)."""
     if "cut_rounds" in params:

@@ -19,7 +19,7 @@ import numpy as np
 
 from keel.evaluation.metrics import is_better, metric_value
 from keel.planning.search_space import VERSION, default_params, suggest
-from keel.training.deadline import REPLAY_KEYS, replay
+from keel.training.deadline import replay, replay_keys
 from keel.training.families import BOOSTERS, FINE_TUNED
 from keel.training.fit import Candidate, StopTraining, fit_family, predict
 from keel.training.prepare import Prepared
@@ -167,7 +167,7 @@ def search_result(family: str, study: Any, data: Prepared, kept: Callable[[int],
     seconds = max(median, float(best.user_attrs.get("seconds", 0.0)))  # the refit fits the best
     found = kept(best.number)
     predictions, fitted = found if isinstance(found, tuple) else (found, None)
-    params = dict(best.params) | (_replay_of(fitted) if fitted is not None else {})
+    params = dict(best.params) | (replay_keys(fitted.params) if fitted is not None else {})
     rounds = best.user_attrs.get("iterations") if data.valid is None else None
     return SearchResult(
         family,
@@ -182,10 +182,6 @@ def search_result(family: str, study: Any, data: Prepared, kept: Callable[[int],
         cut,
         int(rounds) if rounds else None,
     )
-
-
-def _replay_of(fitted: Candidate) -> dict[str, Any]:
-    return {k: v for k, v in fitted.params.items() if k in REPLAY_KEYS}
 
 
 def _improves(study: Any, value: float, greater_is_better: bool) -> bool:

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from keel.data.reliance import carried_share
-from keel.evaluation.metrics import metric_value
+from keel.data.reliance import carried_share, skill_of
 from keel.schema import TEXT, InputSchema
 from keel.training.fit import Candidate, fit_family, predict
 from keel.training.prepare import Prepared
@@ -101,15 +100,10 @@ def _params(candidate: Candidate) -> dict[str, Any]:
 
 
 def _skill(pipeline: Any, data: Prepared, rows: np.ndarray) -> float:
-    """Skill on one scale (2·AUC-1, accuracy above the majority, R²) of ``pipeline`` on ``rows``."""
+    """Skill on one scale (``keel.data.reliance.skill_of``) of ``pipeline`` on ``rows``."""
     predicted = predict(pipeline, data, rows)
-    y = data.y[rows]
-    if not data.plan.classification:
-        return max(0.0, metric_value("r2", y, predicted))
-    if predicted.shape[1] == 2:
-        return max(0.0, 2 * metric_value("roc_auc", y, predicted) - 1)
-    base = float(np.bincount(y).max() / len(y))
-    return max(0.0, (metric_value("accuracy", y, predicted) - base) / max(1 - base, 1e-12))
+    task = data.plan.task
+    return skill_of(task, data.y[rows], predicted[:, 1] if task == "binary" else predicted)
 
 
 def _ranked_columns(pipeline: Any, data: Prepared, rows: np.ndarray, seed: int) -> list[str]:
