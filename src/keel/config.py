@@ -174,7 +174,9 @@ class MonitorConfig(_Section):
     psi_warn: float = Field(0.1, gt=0.0)
     psi_alert: float = Field(0.25, gt=0.0)
     min_psi: float = Field(0.005, ge=0.0)  # below this no shift matters in practice (~0.07 std of a mean)
-    alpha: float = Field(0.001, gt=0.0, lt=0.5)  # chance of flagging a column that did not move
+    alpha: float = Field(0.001, gt=0.0, lt=0.5)  # chance that one test flags ("drift") what did not move
+    false_alarm_rate: float = Field(0.01, gt=0.0, lt=0.5)  # chance that a quiet run alerts at all (family-wise)
+    max_estimate_error: float = Field(0.05, ge=0.0, le=1.0)  # label-free estimates off by more are not shown
     prediction_sigmas: float = Field(2.0, gt=0.0)  # window mean score vs training, in standard errors
     min_rows: int = Field(100, ge=1)
     webhook_url: str | None = None  # POSTed a JSON summary when a window alerts

@@ -14,7 +14,7 @@ import numpy as np
 from keel.api.models import resolve
 from keel.config import Project
 from keel.errors import ConfigError
-from keel.evaluation.gate import improvement_check
+from keel.evaluation.gate import baseline_check, improvement_check
 from keel.evaluation.report import EvaluationData, SanityCheck, render_card, render_html
 from keel.evaluation.suite import evaluate_slices, evaluate_suite, scalar_metrics, slice_groups
 from keel.registry.champion import CHAMPION
@@ -23,7 +23,7 @@ from keel.schema import NUMERIC, TEXT, arrays_to_frame
 from keel.store import Store, atomic_write_bytes
 from keel.tracking.runs import RunStore
 from keel.training.fit import predict
-from keel.training.prepare import Prepared, prepare_recorded
+from keel.training.prepare import Prepared, prepare_recorded, training_prior
 
 LEAKAGE_SCORE = 0.99  # a held-out score above this on a real task is suspect
 OVERFIT_GAP = 0.05  # train minus hold-out, in score units (classification) or as a fraction (regression)
@@ -144,13 +144,10 @@ def _sanity_checks(
         )
     else:
         checks.append(SanityCheck("leakage", "pass", f"no score above {LEAKAGE_SCORE}"))
-    baseline = _baseline_predictions(data, predicted)
-    versus = improvement_check(
-        metric, plan.greater_is_better, y, baseline, predicted, min_improvement=0.0, resamples=resamples
+    versus = baseline_check(
+        metric, plan.greater_is_better, y, predicted, training_prior(data), resamples=resamples, seed=data.config.seed
     )
-    n = versus.numbers
-    detail = f"{metric} {n['challenger']:.4f} vs majority/mean baseline {n['champion']:.4f}: gain {n['gain']:+.4f}, 95% paired interval {n['low']:+.4f} to {n['high']:+.4f}"
-    checks.append(SanityCheck("beats the baseline", "pass" if versus.passed else "fail", detail))
+    checks.append(SanityCheck(versus.name, "pass" if versus.passed else "fail", versus.detail))
     train_value = _metric_on(pipeline, data, data.train, metric)
     gap = (train_value - value) if plan.greater_is_better else (value - train_value) / max(abs(value), 1e-12)
     unit = "" if plan.greater_is_better else " (as a fraction of the hold-out score)"
@@ -170,15 +167,6 @@ def _sanity_checks(
         )
     )
     return checks
-
-
-def _baseline_predictions(data: Prepared, like: np.ndarray) -> np.ndarray:
-    """The majority/mean baseline: training class frequencies, or the training mean."""
-    train = data.y[data.train]
-    if like.ndim == 2:
-        prior = np.bincount(train.astype(np.int64), minlength=like.shape[1]) / len(train)
-        return np.tile(prior, (len(like), 1))
-    return np.full(len(like), float(np.mean(train)))
 
 
 def _metric_on(pipeline: Any, data: Prepared, rows: np.ndarray, metric: str) -> float:

@@ -17,6 +17,7 @@ from keel.config import Project
 from keel.errors import ConfigError, ExportError, RegistryError
 from keel.evaluation.gate import (
     Check,
+    baseline_check,
     improvement_check,
     latency_check,
     parity_check,
@@ -29,7 +30,7 @@ from keel.exporting.bundle import REFERENCE, Bundle, load_bundle, write_bundle
 from keel.exporting.feed import TOKENIZER_FILE, Feeder
 from keel.exporting.importance import output_sensitivity
 from keel.exporting.parity import Latency, Parity, check_parity, measure_latency
-from keel.exporting.reference import reference_estimates, reference_sample
+from keel.exporting.reference import PERFORMANCE_ROWS, reference_estimates, reference_performance, reference_sample
 from keel.exporting.transformer import is_transformer
 from keel.registry.champion import (
     BUNDLE_DIGEST_TAG,
@@ -54,6 +55,7 @@ from keel.schema import NUMERIC, InputSchema
 from keel.store import Store
 
 Step = Callable[[str], None]
+BASELINE_TAG = "keel.baseline_check"  # written by keel.api.train
 GOLDEN_OVERLAP = 0.01  # exact duplicates in a data set may put a few golden rows in training
 
 
@@ -118,10 +120,24 @@ def export(project: Project, ref: str | None = None, *, on_step: Step | None = N
     step("measuring how much the output depends on each column")
     importance = output_sensitivity(model, schema, holdout, classification, seed=project.config.seed, feeder=feeder)
     estimates = reference_estimates(model, schema, holdout, meta["plan"]["task"], feeder=feeder)
+    step("measuring the reference performance the monitor judges decay against")
+    with tempfile.TemporaryDirectory() as tmp:
+        files = registry.download(version.run_id, "keel/holdout.parquet", Path(tmp))
+        measured = reference_performance(
+            model,
+            schema,
+            files,
+            meta,
+            rows=settings.parity_rows if is_transformer(pipeline) else PERFORMANCE_ROWS,
+            feeder=feeder,
+            resamples=project.config.guard.resamples,
+            seed=project.config.seed,
+        )
     documents = {
         "schema.json": schema.to_dict(),
         "metadata.json": _metadata(version, meta)
-        | {"importance": importance, "estimated_reference": estimates}
+        | {"importance": importance, "estimated_reference": estimates, "reference_performance": measured}
+        | {"threshold": meta.get("threshold")}
         | extra["metadata"],
         "profile.json": profile,
         "parity.json": {"parity": parity.to_dict(), "latency": latency.to_dict()} | extra["parity"],
@@ -146,7 +162,13 @@ def export(project: Project, ref: str | None = None, *, on_step: Step | None = N
 
 
 def promote(
-    project: Project, ref: str | None = None, *, force: bool = False, reason: str = "", recent: bool = False
+    project: Project,
+    ref: str | None = None,
+    *,
+    force: bool = False,
+    reason: str = "",
+    recent: bool = False,
+    refusal_hint: str | None = None,
 ) -> AliasChange:
     """Make a version the champion if the gate passes (see ``keel.evaluation.gate``).
 
@@ -168,6 +190,7 @@ def promote(
         raise RegistryError(f"{version.ref} is already the champion.", hint="Nothing to do.")
     guard = project.config.guard
     checks = [
+        _baseline_gate(project, registry, version, challenger),
         parity_check(challenger.parity.get("parity", {})),
         latency_check(challenger.parity.get("latency", {}), project.config.serving.latency_budget_ms),
         suspicion_check(version.tags.get("keel.suspicious")),
@@ -212,7 +235,9 @@ def promote(
         note = f"golden set {digest[:12]} ({len(frame):,} rows)"
     if current is None and not registry.model_tags(version.name).get(GOLDEN_DIGEST_TAG):
         _freeze_golden(registry, store, version)
-    return promote_version(registry, store, version, checks, force=force, reason=reason, note=note)
+    return promote_version(
+        registry, store, version, checks, force=force, reason=reason, note=note, refusal_hint=refusal_hint
+    )
 
 
 def set_alias(project: Project, alias: str, ref: str | None = None, *, reason: str = "") -> AliasChange:
@@ -276,17 +301,46 @@ def _unseen_check(project: Project, version: ModelVersion, golden: Any) -> Check
     return Check("golden rows unseen", share <= GOLDEN_OVERLAP, detail, {"overlap": overlap, "rows": len(golden)})
 
 
-def _recent_check(
-    registry: MlflowRegistry, version: ModelVersion, champion: Bundle, challenger: Bundle, max_regression: float
-) -> Check:
-    """Both bundles on the challenger's hold-out rows (its newest labelled window)."""
+def _baseline_gate(project: Project, registry: MlflowRegistry, version: ModelVersion, bundle: Bundle) -> Check:
+    """Training's verdict against the majority/mean baseline (the version's tag); versions
+    trained before it was recorded are scored now, their bundle on their hold-out rows."""
+    recorded = version.tags.get(BASELINE_TAG)
+    if recorded:
+        return Check(**json.loads(recorded))
+    frame, meta = _holdout_frame(registry, version)
+    y, predicted = _golden_outputs(frame, bundle)
+    prior = meta.get("prior")
+    if prior is None:  # runs from before the prior was stored: the hold-out's own shares or mean
+        prior = np.bincount(y, minlength=predicted.shape[1]).tolist() if predicted.ndim == 2 else float(np.mean(y))
+    metric = bundle.metadata["metric"]
+    return baseline_check(
+        metric,
+        _greater_is_better(metric),
+        y,
+        predicted,
+        prior,
+        resamples=project.config.guard.resamples,
+        seed=project.config.seed,
+    )
+
+
+def _holdout_frame(registry: MlflowRegistry, version: ModelVersion) -> tuple[Any, dict[str, Any]]:
+    """A version's hold-out rows (a DataFrame, the target as class labels) and its run's meta."""
     import pyarrow.parquet as pq
 
     with tempfile.TemporaryDirectory() as tmp:
         files = registry.download(version.run_id, "keel", Path(tmp))
         meta = json.loads((files / "model_meta.json").read_text())
         holdout = with_labels(pq.read_table(files / "holdout.parquet"), meta.get("classes"))
-    y, champion_out, challenger_out = _score_golden(holdout.to_pandas(), champion, challenger)
+    return holdout.to_pandas(), meta
+
+
+def _recent_check(
+    registry: MlflowRegistry, version: ModelVersion, champion: Bundle, challenger: Bundle, max_regression: float
+) -> Check:
+    """Both bundles on the challenger's hold-out rows (its newest labelled window)."""
+    frame, _ = _holdout_frame(registry, version)
+    y, champion_out, challenger_out = _score_golden(frame, champion, challenger)
     metric = champion.metadata["metric"]
     return recent_check(
         metric, _greater_is_better(metric), y, champion_out, challenger_out, max_regression=max_regression
@@ -334,7 +388,8 @@ def _score_golden(frame: Any, champion: Bundle, challenger: Bundle) -> tuple[np.
             raise RegistryError(
                 f"{challenger.model}@{challenger.version} predicts the classes {ours}, the champion {theirs}: "
                 "they cannot be compared.",
-                hint="Promote with --force --reason '...' if the task itself changed.",
+                hint=f"If the task itself changed, evaluate it and run `keel promote {challenger.model}@{challenger.version} "
+                "--force --reason '...'`.",
             )
         challenger_out = challenger_out[:, [ours.index(c) for c in theirs]]
     return y, champion_out, challenger_out
@@ -349,8 +404,8 @@ def _golden_outputs(frame: Any, bundle: Bundle) -> tuple[np.ndarray, np.ndarray]
         raise RegistryError(
             f"the golden set no longer matches {bundle.model}@{bundle.version}'s inputs: "
             f"it lacks column(s) {', '.join(needed)}.",
-            hint="A model with other inputs cannot be compared on these rows; promote with --force --reason "
-            "'...' after evaluating it yourself, or keep the input columns.",
+            hint="A model with other inputs cannot be compared on these rows: keep the input columns, or evaluate "
+            f"it yourself and run `keel promote {bundle.model}@{bundle.version} --force --reason '...'`.",
         )
     predictor = Predictor(bundle)
     predicted = predictor.predict(bundle.schema.frame_to_arrays(frame))

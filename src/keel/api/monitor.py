@@ -14,7 +14,7 @@ from keel.api.serving import load_alias
 from keel.config import Project
 from keel.errors import ConfigError, MonitorError
 from keel.monitoring.domain import DomainLimits, domain_check
-from keel.monitoring.drift import DriftReport, Thresholds, report
+from keel.monitoring.drift import DriftReport, Thresholds, family_alpha, report
 from keel.monitoring.embedding import EmbeddingLimits, text_embedding_drift
 from keel.monitoring.log import read_log
 from keel.monitoring.performance import LOG_TRUTH, Target, performance
@@ -62,19 +62,34 @@ def monitor(
             f"{settings.min_rows}.",
             hint="Send more traffic to the server, widen --since/--until, or lower monitor.min_rows in keel.yaml.",
         )
-    limits = Thresholds(
-        settings.psi_warn, settings.psi_alert, settings.min_psi, settings.alpha, settings.prediction_sigmas
-    )
     if truth is not None:
         table = _join_labels(table, truth, project.config.serving.id_column or "")
     profile = load_profile(bundle.profile)
     importance = bundle.metadata.get("importance")  # bundles exported before it was measured: None
-    target = _target(project, bundle)
     reference = _reference(bundle)
-    domain = DomainLimits(
-        settings.domain_auc_drift, settings.domain_auc_alert, settings.alpha, settings.domain_rows, project.config.seed
-    )
     kinds = {c.name: c.kind for c in bundle.schema.columns}
+    parts = []
+    if step is not None:
+        parts = [(lo, part) for lo, part in _windows(table, step) if part.num_rows >= settings.min_rows]
+    tests = _tests_per_report(bundle, profile, table, reference is not None, truth is not None, settings)
+    alert_alpha = family_alpha(settings.false_alarm_rate, tests * (1 + len(parts)))
+    limits = Thresholds(
+        settings.psi_warn,
+        settings.psi_alert,
+        settings.min_psi,
+        settings.alpha,
+        settings.prediction_sigmas,
+        min(alert_alpha, settings.alpha),
+    )
+    target = _target(project, bundle, limits.alert_alpha)
+    domain = DomainLimits(
+        settings.domain_auc_drift,
+        settings.domain_auc_alert,
+        settings.alpha,
+        settings.domain_rows,
+        project.config.seed,
+        limits.alert_alpha,
+    )
     slices = bundle.profile.get(SLICES_KEY, {})
     meaning = EmbeddingLimits(
         settings.embedding_distance_drift,
@@ -82,6 +97,7 @@ def monitor(
         settings.alpha,
         min(settings.domain_rows, 2000),
         project.config.seed,
+        limits.alert_alpha,
     )
     encoder = bundle.metadata.get("encoder")  # transformer bundles: their own encoder
 
@@ -90,20 +106,19 @@ def monitor(
         embedded, note = [], ""
         if settings.embedding_drift:
             embedded, note = text_embedding_drift(reference, part, kinds, encoder, meaning)
+        classified = None if reference is None else domain_check(reference, part, kinds, domain)
         return replace(
             drift,
-            performance=performance(target, part),
-            domain=None if reference is None else domain_check(reference, part, kinds, domain),
+            performance=performance(target, part, shifted=_strong_shift(drift, classified)),
+            domain=classified,
             slices=slice_drift(slices, part, target, settings.prediction_sigmas),
             embeddings=embedded,
             embedding_note=note,
         )
 
     overall = one(table, start, end)
-    windows = []
-    if step is not None:
-        windows = [one(part, lo, lo + step) for lo, part in _windows(table, step) if part.num_rows >= settings.min_rows]
-    result = replace(overall, windows=windows)
+    windows = [one(part, lo, lo + step) for lo, part in parts] if step is not None else []
+    result = replace(overall, windows=windows, tests=tests * (1 + len(parts)), alert_alpha=limits.alert_alpha)
     path = store.reports_dir() / f"monitor-{bundle.model}-{time.strftime('%Y%m%dT%H%M%S')}.json"
     atomic_write_json(path, result.to_dict())
     from keel.monitoring.report import render_html
@@ -142,10 +157,34 @@ def notify(url: str, result: DriftReport, report_path: Path) -> str | None:
     return None if response.status_code < 300 else f"HTTP {response.status_code}"
 
 
-def _target(project: Project, bundle: Any) -> Target:
+def _tests_per_report(
+    bundle: Any, profile: dict[str, Any], table: Any, domain: bool, labels: bool, settings: Any
+) -> int:
+    """How many alerting tests one report runs: each profiled input column in the log, the
+    prediction chart, the domain classifier, text embedding drift, and each watched metric."""
+    from keel.evaluation.watched import watched_names
+    from keel.schema import LOG_LABEL, LOG_SCORE, TEXT
+
+    columns = [c for c in profile if c not in (LOG_SCORE, LOG_LABEL) and c in table.column_names]
+    texts = [c for c in bundle.schema.columns if c.kind == TEXT] if settings.embedding_drift else []
+    decay = len(watched_names(bundle.metadata["task"], bundle.metadata["metric"])) if labels else 0
+    return len(columns) + 1 + int(domain) + len(texts) + decay
+
+
+def _strong_shift(drift: DriftReport, domain: Any) -> str:
+    """Why the window's inputs moved too far for a label-free estimate ('' when they did not)."""
+    if domain is not None and domain.status == "alert":
+        return f"the domain classifier tells the window from the hold-out (AUC {domain.auc:.3f})"
+    if drift.alerts:
+        return f"column(s) {', '.join(c.column for c in drift.alerts[:3])} moved (PSI >= alert)"
+    return ""
+
+
+def _target(project: Project, bundle: Any, alert_alpha: float) -> Target:
     meta = bundle.metadata
     from keel.planning.rules import LOWER_IS_BETTER
 
+    measured = meta.get("reference_performance") or {}
     return Target(
         task=meta["task"],
         metric=meta["metric"],
@@ -156,6 +195,11 @@ def _target(project: Project, bundle: Any) -> Target:
         drop=project.config.monitor.performance_drop,
         resamples=project.config.guard.resamples,
         seed=project.config.seed,
+        threshold=meta.get("threshold"),
+        measured_reference=measured.get("watched", {}),
+        estimate_error=measured.get("estimate_error", {}),
+        alert_alpha=alert_alpha,
+        max_estimate_error=project.config.monitor.max_estimate_error,
     )
 
 

@@ -105,7 +105,14 @@ def retrain(
     step(f"asking the gate: {version.ref} vs champion {project.name}@{champion}")
     common = {"challenger": version.version, "rows": rows, "golden_excluded": excluded, "monitor_report": report_path}
     try:
-        change = promote(project, version.ref, reason=f"keel retrain --trigger {trigger}", recent=True)
+        change = promote(
+            project,
+            version.ref,
+            reason=f"keel retrain --trigger {trigger}",
+            recent=True,
+            refusal_hint=f"The champion stays. `keel evaluate {version.ref}` shows the challenger in full; "
+            f"to overrule the gate, `keel promote {version.ref} --force --reason '...'` (recorded).",
+        )
     except PromotionRefused as refused:
         return RetrainResult(
             "refused", str(refused), champion, change=refused.change, seconds=time.monotonic() - started, **common

@@ -18,6 +18,7 @@ from keel.config import Engine, Project
 from keel.data.snapshot import DatasetVersion, snapshot
 from keel.data.triage import TriageOptions
 from keel.errors import ConfigError, TrainingError
+from keel.evaluation.gate import Check, baseline_check
 from keel.evaluation.metrics import bootstrap_interval, is_better, metric_value
 from keel.monitoring.slices import SLICES_KEY, slice_profile
 from keel.planning.rules import MIN_FINE_TUNE_EPOCHS, Decision, Plan, baseline_verdict
@@ -32,7 +33,7 @@ from keel.training.ensemble import FAMILY as ENSEMBLE
 from keel.training.ensemble import assemble, blend, select_weights
 from keel.training.families import FINE_TUNED, TEXT_FAMILIES, min_fit_seconds
 from keel.training.fit import Candidate, predict, predictions_of, score, suite, warm_text_features
-from keel.training.prepare import Prepared, prepare
+from keel.training.prepare import Prepared, prepare, training_prior
 from keel.training.search import SearchResult, SearchSettings, TrialReport, refit, search
 from keel.training.suspicion import CHECK as SUSPICION_CHECK
 from keel.training.suspicion import Suspicion
@@ -44,6 +45,7 @@ TRACKING_SHARE = 0.10  # of the budget: triage, refitting the baseline, bootstra
 # (with LOGGING_SECONDS, `keel train --budget 20s` on the adult sample ended at 18.3 to 19.9 s in four runs;
 # 0.15 alone ended at 20.8 to 23.5 s while logging cost 5 s, before skops stopped importing torch)
 THRESHOLD_TAG = "keel.threshold"  # binary with a rare class: P(positive) at or above it is called positive
+BASELINE_TAG = "keel.baseline_check"  # on a version: its hold-out score vs the majority/mean baseline
 SUSPICION_TAG = "keel.suspicious"  # on a version: promotion refuses it (keel.registry's gate reads it)
 LOGGING_SECONDS = 2.5  # logging the chosen model whatever the budget: skops, MLflow's checks (2.4 to 3.2 s here)
 MAX_SLOWDOWN = 3.0
@@ -179,6 +181,7 @@ def train(
         tracker.log_params(parent, {"plan": json.dumps(data.plan.to_dict()), "best_family": best.family})
         step(f"registering {best.family} as a new version of {cfg.name}")
         extra = guard_tags | ({THRESHOLD_TAG: repr(threshold)} if threshold is not None else {})
+        extra |= {BASELINE_TAG: json.dumps(_baseline_check(best, data).to_dict())}
         version = _register(project, best, tags | {"keel.family": best.family} | extra)
     except BaseException:
         tracker.end_run(parent, "FAILED")
@@ -287,6 +290,24 @@ def best_f1_threshold(y: np.ndarray, score: np.ndarray) -> float:
     precision, recall = tp[last] / (last + 1), tp[last] / max(tp[-1], 1.0)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     return float(ranked[last][int(np.argmax(f1))])
+
+
+def _baseline_check(best: Candidate, data: Prepared) -> Check:
+    """The chosen model against the majority/mean baseline on the test rows (``keel promote``
+    refuses a version that fails it)."""
+    predicted = best.test_predictions
+    if predicted is None:
+        predicted = predict(best.pipeline, data, data.test)
+    plan = data.plan
+    return baseline_check(
+        plan.metric,
+        plan.greater_is_better,
+        data.y[data.test],
+        predicted,
+        training_prior(data),
+        resamples=data.config.guard.resamples,
+        seed=data.config.seed,
+    )
 
 
 def _suspicion_tags(
@@ -589,6 +610,7 @@ def _write_run_files(folder: Path, candidate: Candidate, data: Prepared, tags: d
         "metrics": candidate.metrics,
         "validation_score": candidate.validation_score,
         "threshold": candidate.metrics.get("threshold"),
+        "prior": training_prior(data),  # the majority/mean baseline (the promotion gate's baseline check)
         "plan": data.plan.to_dict(),
         "lineage": tags,
     }

@@ -67,6 +67,43 @@ def improvement_check(
     return Check("beats the champion", passed, detail, numbers | {"needed": needed, "rows": len(y)})
 
 
+def baseline_check(
+    metric: str,
+    greater_is_better: bool,
+    y: np.ndarray,
+    predicted: np.ndarray,
+    prior: Any,
+    *,
+    resamples: int,
+    seed: int = 0,
+) -> Check:
+    """The model must beat the majority/mean baseline (``prior``: the training class shares, or
+    the training mean) on its hold-out rows, with the paired 95% interval of the gain above zero.
+    ``keel evaluate`` shows it; ``keel promote`` refuses a version that fails it, first champion
+    or not, unless forced with a reason."""
+    baseline = baseline_predictions(prior, predicted)
+    versus = improvement_check(
+        metric, greater_is_better, y, baseline, predicted, min_improvement=0.0, resamples=resamples, seed=seed
+    )
+    n = versus.numbers
+    detail = (
+        f"{metric} {n['challenger']:.4f} vs majority/mean baseline {n['champion']:.4f} on {len(y):,} hold-out rows: "
+        f"gain {n['gain']:+.4f}, 95% paired interval {n['low']:+.4f} to {n['high']:+.4f}"
+    )
+    if not versus.passed:
+        detail += "; a model no better than a constant is not promoted"
+    return Check("beats the baseline", versus.passed, detail, n | {"rows": len(y)})
+
+
+def baseline_predictions(prior: Any, like: np.ndarray) -> np.ndarray:
+    """The constant prediction: ``prior`` class shares in every row (``like`` is a probability
+    matrix), or the mean ``prior`` (a number) for regression."""
+    if like.ndim == 2:
+        shares = np.asarray(prior, dtype=np.float64)
+        return np.tile(shares / shares.sum(), (len(like), 1))
+    return np.full(len(like), float(prior))
+
+
 def slice_check(
     metric: str,
     greater_is_better: bool,
@@ -161,7 +198,7 @@ def suspicion_check(tag: str | None) -> Check:
         "suspicious score",
         False,
         f"test {scores} above 0.99: look for a leak first ({columns or 'no single column to blame'}); "
-        "retrain with --allow score.suspicious --reason '...' if the score is real",
+        "if the score is real, train again with `keel train --allow score.suspicious --reason '...'`",
         evidence,
     )
 

@@ -129,16 +129,18 @@ def bootstrap_interval(
     return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
 
 
-def estimated_metrics(task: str, score: np.ndarray) -> dict[str, float]:
-    """Label-free estimates from the logged scores: expected accuracy (classification) and,
-    for binary models, expected ROC AUC."""
+def estimated_metrics(task: str, score: np.ndarray, threshold: float | None = None) -> dict[str, float]:
+    """Label-free estimates from the logged scores: expected accuracy (classification; binary:
+    calling rows positive at ``threshold``, 0.5 without one) and, for binary models, expected
+    ROC AUC."""
     score = score[np.isfinite(score)]
     if task == "regression" or score.size == 0:
         return {}
     if task == "multiclass":  # the logged score is the top class's probability
         return {"accuracy": float(np.clip(score, 0, 1).mean())}
     p = np.clip(score, 0, 1)
-    out = {"accuracy": float(np.maximum(p, 1 - p).mean())}
+    cut = 0.5 if threshold is None else threshold
+    out = {"accuracy": float(np.where(p >= cut, p, 1 - p).mean())}
     auc = expected_auc(p)
     if math.isfinite(auc):
         out["roc_auc"] = auc

@@ -57,8 +57,16 @@ class Thresholds:
     psi_warn: float = 0.1
     psi_alert: float = 0.25
     min_psi: float = 0.005
-    alpha: float = 0.001
-    prediction_sigmas: float = 2.0
+    alpha: float = 0.001  # a test's flag ("drift"): its chance of flagging what did not move
+    prediction_sigmas: float = 2.0  # the prediction chart's band (an alert also needs alert_alpha)
+    alert_alpha: float = 0.001  # an alert: the run's family-wise rate over its tests (see family_alpha)
+
+
+def family_alpha(false_alarm_rate: float, tests: int) -> float:
+    """Each test's share of a run's false-alarm rate (Bonferroni): with ``tests`` tests (columns,
+    the prediction chart, the domain classifier, text drift, decay, over every window), a run
+    where nothing changed raises any alert with probability at most ``false_alarm_rate``."""
+    return false_alarm_rate / max(tests, 1)
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class ColumnDrift:
     js_distance: float
     chance_threshold: float  # the PSI chance alone exceeds with probability alpha at these sizes
     status: str
+    p_value: float  # of the chi-square test of homogeneity (reference counts vs the window's)
     missing_reference: float
     missing_current: float
     unseen_share: float | None = None  # categorical: values in categories training never saw
@@ -89,13 +98,16 @@ class PredictionShift:
     std_reference: float
     mean_current: float
     rows: int
-    sigmas: float  # (current - reference) / (sd / sqrt(rows))
+    sigmas: float  # (current - reference) / sqrt(sd_ref^2 / n_ref + sd_cur^2 / rows): both means' error
     alert: bool
+    reference_rows: int = 0  # the hold-out predictions the reference mean is from (0: treated as exact)
+    p_value: float = 1.0  # two-sided
+    alert_sigmas: float = 0.0  # the band an alert must leave: max(prediction_sigmas, the family-wise z)
 
     def describe(self) -> str:
         return (
             f"mean prediction {self.mean_current:.4f} vs training {self.mean_reference:.4f} "
-            f"({self.sigmas:+.1f} standard errors)"
+            f"({self.sigmas:+.1f} standard errors; alert beyond {self.alert_sigmas:.1f})"
         )
 
 
@@ -114,6 +126,8 @@ class DriftReport:
     slices: list[SliceGroup] = field(default_factory=list)  # per evaluate.slices group (informative)
     embeddings: list[EmbeddingDrift] = field(default_factory=list)  # text columns (keel.monitoring.embedding)
     embedding_note: str = ""  # why there are none, when the check could not run
+    tests: int = 0  # alerting tests in the whole run (every window's), for the family-wise rule
+    alert_alpha: float = 0.0  # each test's share of monitor.false_alarm_rate
 
     @property
     def moved(self) -> list[ColumnDrift]:
@@ -146,6 +160,36 @@ def chance_threshold(n_reference: int, n_current: int, bins: int, alpha: float) 
     if n_reference <= 0 or n_current <= 0 or bins < 2:
         return math.inf
     return float(chi2.ppf(1 - alpha, bins - 1) * (1 / n_reference + 1 / n_current))
+
+
+MIN_EXPECTED = 5.0  # bins expected to hold fewer rows in the smaller sample are merged for the test
+
+
+def homogeneity_p(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, int]:
+    """The chi-square test of homogeneity of two histograms (each side a sample with its own
+    error): its p-value and the number of bins tested. Bins the smaller sample is expected to
+    fill with fewer than ``MIN_EXPECTED`` rows are pooled into one, where the chi-square
+    approximation holds (a window of 100 rows over 50 categories would otherwise see chance
+    in every empty bin)."""
+    from scipy.stats import chi2
+
+    ref = np.asarray(reference_counts, dtype=np.float64)
+    cur = np.asarray(current_counts, dtype=np.float64)
+    n, m = ref.sum(), cur.sum()
+    if n <= 0 or m <= 0:
+        return 1.0, 0
+    pooled = (ref + cur) / (n + m)
+    keep = pooled * min(n, m) >= MIN_EXPECTED
+    if (~keep).any():
+        ref = np.r_[ref[keep], ref[~keep].sum()]
+        cur = np.r_[cur[keep], cur[~keep].sum()]
+        pooled = (ref + cur) / (n + m)
+    occupied = pooled > 0
+    ref, cur, pooled = ref[occupied], cur[occupied], pooled[occupied]
+    if len(pooled) < 2:
+        return 1.0, len(pooled)
+    statistic = float(np.sum((ref - n * pooled) ** 2 / (n * pooled) + (cur - m * pooled) ** 2 / (m * pooled)))
+    return float(chi2.sf(statistic, len(pooled) - 1)), len(pooled)
 
 
 def js_distance(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -188,11 +232,14 @@ def column_counts(profile: ColumnProfile, column: Any) -> np.ndarray:
     return counts
 
 
-def psi_status(value: float, threshold: float, limits: Thresholds) -> str:
-    """The status table of the module doc: beyond chance and ``min_psi``, then by size."""
-    if value <= threshold or value < limits.min_psi:
+def psi_status(value: float, p_value: float, limits: Thresholds) -> str:
+    """The status table of the module doc: beyond chance (p below ``alpha``) and ``min_psi``,
+    then by size; an alert also needs p below the family-wise ``alert_alpha``."""
+    if p_value >= limits.alpha or value < limits.min_psi:
         return "ok"
-    return "alert" if value >= limits.psi_alert else "warn" if value >= limits.psi_warn else "drift"
+    if value >= limits.psi_alert:
+        return "alert" if p_value < limits.alert_alpha else "warn"
+    return "warn" if value >= limits.psi_warn else "drift"
 
 
 def column_drift(profile: ColumnProfile, column: Any, limits: Thresholds) -> ColumnDrift:
@@ -201,9 +248,9 @@ def column_drift(profile: ColumnProfile, column: Any, limits: Thresholds) -> Col
     reference = np.asarray(profile.shares, dtype=np.float64)
     current = counts / rows if rows else counts
     value = psi(reference, current) if rows else 0.0
-    occupied = int(np.count_nonzero((reference > 0) | (current > 0)))
-    threshold = chance_threshold(profile.count, rows, occupied, limits.alpha)
-    status = psi_status(value, threshold, limits)
+    p_value, tested = homogeneity_p(reference * profile.count, counts)
+    threshold = chance_threshold(profile.count, rows, tested, limits.alpha)
+    status = psi_status(value, p_value, limits)
     notes = []
     unseen = None
     if profile.kind not in (NUMERIC, TEXT) and profile.categories:
@@ -215,10 +262,11 @@ def column_drift(profile: ColumnProfile, column: Any, limits: Thresholds) -> Col
                 notes.append(f"{unseen:.1%} of values in categories training never saw")
     vocabulary = None
     if profile.kind == TEXT and rows and profile.token_shares:
-        vocabulary, vocabulary_status, note = _vocabulary_drift(profile, column, rows, limits)
+        vocabulary, vocabulary_p, note = _vocabulary_drift(profile, column, rows)
         notes.append(note)
+        vocabulary_status = psi_status(vocabulary, vocabulary_p, limits)
         if SEVERITY[vocabulary_status] > SEVERITY[status]:
-            status = vocabulary_status
+            status, p_value = vocabulary_status, vocabulary_p
     missing_reference, missing_current = float(reference[-1]), float(current[-1]) if rows else 0.0
     if missing_reference == 0 and missing_current > 0:
         notes.append(f"missing values appeared ({missing_current:.1%}); training had none")
@@ -230,6 +278,7 @@ def column_drift(profile: ColumnProfile, column: Any, limits: Thresholds) -> Col
         js_distance=js_distance(reference + 1e-12, current + 1e-12) if rows else 0.0,
         chance_threshold=threshold,
         status=status,
+        p_value=p_value,
         missing_reference=missing_reference,
         missing_current=missing_current,
         unseen_share=unseen,
@@ -241,8 +290,8 @@ def column_drift(profile: ColumnProfile, column: Any, limits: Thresholds) -> Col
     )
 
 
-def _vocabulary_drift(profile: ColumnProfile, column: Any, rows: int, limits: Thresholds) -> tuple[float, str, str]:
-    """PSI of the window's token shares over training's vocabulary, its status, and a note."""
+def _vocabulary_drift(profile: ColumnProfile, column: Any, rows: int) -> tuple[float, float, str]:
+    """PSI of the window's token shares over training's vocabulary, its p-value, and a note."""
     import pyarrow.compute as pc
 
     words = pc.list_flatten(pc.split_pattern_regex(pc.utf8_lower(column.fill_null("")), NOT_TOKEN_PATTERN))
@@ -254,25 +303,25 @@ def _vocabulary_drift(profile: ColumnProfile, column: Any, rows: int, limits: Th
     reference = np.asarray(profile.token_shares, dtype=np.float64)
     current = counts / counts.sum() if counts.sum() else counts
     value = psi(reference, current) if counts.sum() else 0.0
-    threshold = vocabulary_threshold(profile, rows, limits.alpha)
-    status = psi_status(value, threshold, limits)
+    p_value = vocabulary_p(profile, value, rows)
     note = (
-        f"vocabulary PSI {value:.3f} (chance {threshold:.3f}); {current[-1]:.1%} of tokens outside training's "
+        f"vocabulary PSI {value:.3f} (p {p_value:.2g}); {current[-1]:.1%} of tokens outside training's "
         f"{len(profile.categories)} most frequent (training {reference[-1]:.1%})"
     )
-    return value, status, note
+    return value, p_value, note
 
 
-def vocabulary_threshold(profile: ColumnProfile, rows: int, alpha: float) -> float:
-    """The vocabulary PSI chance exceeds with probability ``alpha`` at these sample sizes: the
-    reference's measured no-change PSI per unit of (1/n + 1/m) texts (``vocabulary_null``),
-    times the chi-square quantile over its mean for the vocabulary's bins."""
+def vocabulary_p(profile: ColumnProfile, value: float, rows: int) -> float:
+    """The chance of a vocabulary PSI of ``value`` or more when nothing changed. Tokens of one
+    text are not independent, so the scale is measured: the reference's no-change PSI per unit
+    of (1/n + 1/m) texts (``vocabulary_null``) is the mean of a chi-square over its bins."""
     from scipy.stats import chi2
 
     if not profile.vocabulary_null or rows <= 0 or profile.count <= 0:
-        return math.inf
+        return 1.0
     bins = max(len(profile.token_shares) - 1, 1)
-    return profile.vocabulary_null * float(chi2.ppf(1 - alpha, bins)) / bins * (1 / profile.count + 1 / rows)
+    scale = profile.vocabulary_null * (1 / profile.count + 1 / rows) / bins
+    return float(chi2.sf(value / scale, bins))
 
 
 def bin_labels(profile: ColumnProfile) -> list[str]:
@@ -285,8 +334,15 @@ def bin_labels(profile: ColumnProfile) -> list[str]:
     return [f"< {edges[0]}", *(f"{a} to {b}" for a, b in itertools.pairwise(edges)), f">= {edges[-1]}", "missing"]
 
 
-def prediction_shift(profile: ColumnProfile | None, column: Any, sigmas: float) -> PredictionShift | None:
-    """The window's mean score against training's, on a control chart (None without moments)."""
+def prediction_shift(
+    profile: ColumnProfile | None, column: Any, sigmas: float, alert_alpha: float = 0.001
+) -> PredictionShift | None:
+    """The window's mean score against the hold-out's, in standard errors of their difference:
+    both means are estimates (the reference from ``profile.count`` hold-out rows), so
+    sqrt(sd_ref^2 / n_ref + sd^2 / rows). A window alerts beyond ``sigmas`` and beyond the
+    two-sided family-wise ``alert_alpha`` (None without moments)."""
+    from scipy.stats import norm
+
     if profile is None or profile.mean is None or not profile.std:
         return None
     scores = column.to_numpy(zero_copy_only=False).astype(np.float64)
@@ -294,24 +350,34 @@ def prediction_shift(profile: ColumnProfile | None, column: Any, sigmas: float) 
     if scores.size == 0:
         return None
     mean = float(scores.mean())
-    z = (mean - profile.mean) / (profile.std / math.sqrt(scores.size))
-    return PredictionShift(profile.mean, profile.std, mean, int(scores.size), float(z), abs(z) > sigmas)
+    spread = float(scores.std(ddof=1)) if scores.size > 1 else profile.std
+    error = math.sqrt(profile.std**2 / max(profile.count, 1) + spread**2 / scores.size)
+    z = (mean - profile.mean) / error if error > 0 else 0.0
+    p_value = float(2 * norm.sf(abs(z)))
+    band = max(sigmas, float(norm.isf(alert_alpha / 2)))
+    return PredictionShift(
+        profile.mean, profile.std, mean, int(scores.size), float(z), abs(z) > band, profile.count, p_value, band
+    )
 
 
 def compare(
     profile: dict[str, ColumnProfile], table: Any, limits: Thresholds, importance: dict[str, float] | None = None
 ) -> list[ColumnDrift]:
-    """Every profiled column present in the log: most severe first, then by drift x importance
-    (how much the served output depends on the column; PSI alone where the bundle has none)."""
+    """Every profiled column present in the log, ordered by ``drift_rank``."""
     weights = importance or {}
     out = [
         replace(column_drift(reference, table.column(name), limits), importance=weights.get(name))
         for name, reference in profile.items()
         if name in table.column_names
     ]
-    return sorted(
-        out, key=lambda c: (-SEVERITY[c.status], -c.psi * (c.importance if c.importance is not None else 1.0))
-    )
+    return sorted(out, key=drift_rank)
+
+
+def drift_rank(c: ColumnDrift) -> tuple[int, float, float]:
+    """Most severe first, then drift x importance, then drift alone: columns whose importance
+    ties (0 for columns the model ignores) still come most-drifted first."""
+    weight = c.importance if c.importance is not None else 1.0
+    return (-SEVERITY[c.status], -c.psi * weight, -c.psi)
 
 
 def report(
@@ -327,5 +393,7 @@ def report(
     columns = compare(profile, table, limits, importance)
     shift = None
     if LOG_SCORE in table.column_names:
-        shift = prediction_shift(profile.get(LOG_SCORE), table.column(LOG_SCORE), limits.prediction_sigmas)
+        shift = prediction_shift(
+            profile.get(LOG_SCORE), table.column(LOG_SCORE), limits.prediction_sigmas, limits.alert_alpha
+        )
     return DriftReport(model, version, table.num_rows, columns, shift, start, end)

@@ -9,8 +9,9 @@ extra); without the extra the check is skipped and says so.
 - **statistic**: the cosine distance between the two mean embeddings.
 - **chance**: a permutation test. The two samples are pooled and split at random
   ``PERMUTATIONS`` times at the same sizes; the distances that gives are what chance alone
-  produces, and the threshold is their mean plus the 1 - ``alpha`` normal quantile times
-  their standard deviation.
+  produces. A squared-distance statistic is skewed (a scaled chi-square, not a normal), so
+  a gamma distribution with the permutations' mean and variance gives the tail (as for
+  kernel two-sample tests); a normal tail was too thin and flagged chance.
 - **effect floors**: beyond chance, ``drift_distance`` marks drift and ``alert_distance`` an
   alert, so that a large window's tiny but real change does not page anyone.
 """
@@ -32,6 +33,7 @@ class EmbeddingLimits:
     alpha: float = 0.001
     max_rows: int = 2000  # per side
     seed: int = 0
+    alert_alpha: float = 0.001  # the family-wise share an alert must beat (keel.monitoring.drift.family_alpha)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class EmbeddingDrift:
     reference_rows: int
     current_rows: int
     status: str  # ok | drift | alert
+    p_value: float = 1.0
 
     def describe(self) -> str:
         return (
@@ -57,10 +60,8 @@ def centroid_distance(reference: np.ndarray, current: np.ndarray) -> float:
     return float(1.0 - a @ b / norms) if norms > 0 else 0.0
 
 
-def chance_distance(reference: np.ndarray, current: np.ndarray, alpha: float, seed: int) -> float:
-    """The distance random splits of the pooled sample exceed with probability ~``alpha``."""
-    from scipy.stats import norm
-
+def null_distances(reference: np.ndarray, current: np.ndarray, seed: int) -> np.ndarray:
+    """The distances of ``PERMUTATIONS`` random splits of the pooled sample at these sizes."""
     pooled = np.vstack([reference, current])
     rng = np.random.default_rng(seed)
     n = len(reference)
@@ -71,8 +72,19 @@ def chance_distance(reference: np.ndarray, current: np.ndarray, alpha: float, se
         first = pooled[pick].sum(axis=0)
         a, b = first / n, (total - first) / (len(pooled) - n)
         null.append(1.0 - a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
-    values = np.asarray(null)
-    return float(values.mean() + norm.ppf(1 - alpha) * values.std(ddof=1))
+    return np.asarray(null)
+
+
+def gamma_tail(null: np.ndarray, value: float, alpha: float) -> tuple[float, float]:
+    """(p of ``value`` or more, the value exceeded with probability ``alpha``) under the gamma
+    distribution with the null's mean and variance."""
+    from scipy.stats import gamma
+
+    mean, var = float(null.mean()), float(null.var(ddof=1))
+    if mean <= 0 or var <= 0:
+        return (0.0 if value > mean else 1.0), mean
+    shape, scale = mean**2 / var, var / mean
+    return float(gamma.sf(value, shape, scale=scale)), float(gamma.isf(alpha, shape, scale=scale))
 
 
 def embedding_drift(
@@ -80,11 +92,11 @@ def embedding_drift(
 ) -> EmbeddingDrift:
     """The check on two matrices of sentence embeddings (rows: texts)."""
     distance = centroid_distance(reference, current)
-    chance = chance_distance(reference, current, limits.alpha, limits.seed)
+    p_value, chance = gamma_tail(null_distances(reference, current, limits.seed), distance, limits.alpha)
     status = "ok"
-    if distance > chance and distance >= limits.drift_distance:
-        status = "alert" if distance >= limits.alert_distance else "drift"
-    return EmbeddingDrift(column, encoder, distance, chance, len(reference), len(current), status)
+    if p_value < limits.alpha and distance >= limits.drift_distance:
+        status = "alert" if distance >= limits.alert_distance and p_value < limits.alert_alpha else "drift"
+    return EmbeddingDrift(column, encoder, distance, chance, len(reference), len(current), status, p_value)
 
 
 def text_embedding_drift(

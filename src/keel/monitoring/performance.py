@@ -1,20 +1,24 @@
 """Model performance in production: measured when labels arrive, estimated before they do.
 
 **Measured.** Labels that arrive later are joined to the prediction log by the id column
-the server logged (``serving.id_column``, stored as ``keel_id``); a window's metric gets a
-percentile bootstrap interval, and the window has **decayed** when the whole interval is
-worse than the reference (the training-time test score) by more than
-``monitor.performance_drop`` (relative: 0.05 means 5% of the reference score). From the log
-alone keel can compute every metric of a binary or regression model (``keel_score`` is
-P(positive) or the value); for a multiclass model only the predicted label is logged, so
-accuracy is measured.
+the server logged (``serving.id_column``, stored as ``keel_id``). Every watched metric
+(``keel.evaluation.watched``: the plan's metric, accuracy, precision and recall at the
+stored threshold; RMSE and MAE) gets a bootstrap interval. Its reference is export's
+measurement on the hold-out, which has a standard error of its own. A window has
+**decayed** on a metric when it is worse than the reference less ``monitor.performance_drop``
+(relative: 0.05 means 5% of the reference) beyond chance, one-sided, with both standard
+errors combined, at the run's family-wise level. For a multiclass model only the predicted
+label is logged, so accuracy is measured.
 
 **Estimated, without labels** (confidence-based performance estimation, as in NannyML's
 CBPE): when the model's probabilities are calibrated, a row predicted with confidence c is
 right with probability c, so the expected accuracy is the mean confidence; for a binary
 model each row counts as p positive and 1 - p negative, which gives an expected ROC AUC.
-The estimate is only as good as the calibration: the hold-out's own estimate is stored at
-export beside its measured value, and the report shows both.
+The estimate is only as good as the calibration: export measures its error against labels
+on ten consecutive held-out windows, and the report shows that error beside it. It is not
+shown when that error exceeds ``monitor.max_estimate_error``, or when the window's inputs
+moved strongly (a column or the domain classifier at alert): the estimate assumes the model
+stays calibrated on the new rows, which a strong shift breaks.
 """
 
 from __future__ import annotations
@@ -47,6 +51,11 @@ class Target:
     drop: float = 0.05
     resamples: int = 200
     seed: int = 0
+    threshold: float | None = None  # the stored decision threshold (binary; None: 0.5)
+    measured_reference: dict[str, dict[str, float]] = field(default_factory=dict)  # watched: value, se (export)
+    estimate_error: dict[str, dict[str, float]] = field(default_factory=dict)  # on held-out windows (export)
+    alert_alpha: float = 0.001  # the family-wise share a decay alert must beat
+    max_estimate_error: float = 0.05  # a label-free estimate off by more on held-out windows is not shown
 
     @property
     def measurable(self) -> str:
@@ -57,57 +66,95 @@ class Target:
     def greater(self) -> bool:
         return True if self.measurable == "accuracy" else self.greater_is_better
 
+    def reference_of(self, name: str) -> tuple[float | None, float]:
+        """A watched metric's reference value and its standard error (0 where export did not
+        measure it: bundles from before, or the training-time score alone)."""
+        measured = self.measured_reference.get(name)
+        if measured and math.isfinite(measured.get("value", math.nan)):
+            se = measured.get("se", 0.0)
+            return float(measured["value"]), float(se) if math.isfinite(se) else 0.0
+        value = self.reference.get(name)
+        return (float(value), 0.0) if value is not None and math.isfinite(value) else (None, 0.0)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """One watched metric of a window: its value and interval against the reference and its
+    interval, and the decay verdict."""
+
+    metric: str
+    value: float
+    low: float
+    high: float
+    reference: float | None
+    reference_se: float
+    tolerated: float | None  # the worst value that is not yet decay
+    p_value: float  # of a value this bad if the window were no worse than ``tolerated``
+    decayed: bool
+
+    def describe(self) -> str:
+        text = f"{self.metric} {self.value:.4f} [{self.low:.4f}, {self.high:.4f}]"
+        if self.reference is not None:
+            text += f" vs {self.reference:.4f} ± {1.96 * self.reference_se:.4f} at export"
+        return text + (" DECAYED" if self.decayed else "")
+
 
 @dataclass(frozen=True)
 class Performance:
     rows: int  # predictions in the window
-    estimated: dict[str, float] = field(default_factory=dict)  # label-free (classification)
+    estimated: dict[str, float] = field(default_factory=dict)  # label-free (classification), when reliable
     estimated_reference: dict[str, float] = field(default_factory=dict)
     labelled: int = 0  # of those rows, how many have a label
     metric: str | None = None
     value: float | None = None
     low: float | None = None
     high: float | None = None
-    reference: float | None = None  # the training-time test score
+    reference: float | None = None  # the reference score (export's measurement, else training's)
     tolerated: float | None = None  # the worst score that is not yet decay
-    decayed: bool = False
+    decayed: bool = False  # any watched metric decayed
     accuracy: float | None = None  # measured too when the metric is another (classification)
+    watched: list[Watch] = field(default_factory=list)  # every watched metric, the plan's first
+    estimate_error: dict[str, dict[str, float]] = field(default_factory=dict)  # held-out windows (export)
+    estimate_hidden: str = ""  # why the label-free estimate is not shown
 
     def describe(self) -> str:
         parts = []
-        if self.value is not None:
-            parts.append(
-                f"{self.metric} {self.value:.4f} [{self.low:.4f}, {self.high:.4f}] on {self.labelled:,} labelled rows"
-                + (f" vs {self.reference:.4f} at training" if self.reference is not None else "")
-            )
-        if self.accuracy is not None and self.metric != "accuracy":
-            parts.append(f"accuracy {self.accuracy:.4f}")
+        if self.watched:
+            parts.append(f"on {self.labelled:,} labelled rows: " + "; ".join(w.describe() for w in self.watched))
         elif self.metric:
             parts.append(f"{self.labelled:,} labelled rows: too few for {self.metric} (need {MIN_LABELLED})")
         for name, value in self.estimated.items():
             ref = self.estimated_reference.get(name)
-            parts.append(f"estimated {name} {value:.4f}" + (f" (hold-out estimate {ref:.4f})" if ref else ""))
+            error = self.estimate_error.get(name)
+            off = f", off by {error['mean_abs']:.3f} on average on {error['windows']} held-out windows" if error else ""
+            parts.append(f"estimated {name} {value:.4f}" + (f" (hold-out estimate {ref:.4f}{off})" if ref else ""))
+        if self.estimate_hidden:
+            parts.append(f"no label-free estimate: {self.estimate_hidden}")
         return "; ".join(parts)
 
 
-def performance(target: Target, table: Any, interval: bool = True) -> Performance | None:
+def performance(target: Target, table: Any, interval: bool = True, shifted: str = "") -> Performance | None:
     """The window's estimated and (with a joined ``keel_truth`` column) measured performance;
-    without ``interval``, the measured value alone (no bootstrap, no decay verdict)."""
+    without ``interval``, the measured value alone (no bootstrap, no decay verdict).
+    ``shifted``: why the inputs moved too far for a label-free estimate (the caller's drift
+    verdict), which then is not shown."""
     if LOG_SCORE not in table.column_names:
         return None
     score = table.column(LOG_SCORE).to_numpy(zero_copy_only=False).astype(np.float64)
+    estimated, hidden = _estimate(target, score, shifted)
     out = Performance(
         rows=table.num_rows,
-        estimated=estimated_metrics(target.task, score),
+        estimated=estimated,
         estimated_reference=target.estimated_reference,
+        estimate_error=target.estimate_error,
+        estimate_hidden=hidden,
     )
     if LOG_TRUTH not in table.column_names:
         return out
     truth = table.column(LOG_TRUTH)
     known = ~np.asarray(truth.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     metric = target.measurable
-    reference = target.reference.get(metric)
-    out = replace(out, labelled=int(known.sum()), metric=metric, reference=reference)
+    out = replace(out, labelled=int(known.sum()), metric=metric, reference=target.reference_of(metric)[0])
     if out.labelled < MIN_LABELLED:
         return out
     y, predicted = _outcomes(target, table, truth, known, score)
@@ -116,15 +163,71 @@ def performance(target: Target, table: Any, interval: bool = True) -> Performanc
 
         value = float(np.mean(predicted == y)) if target.task == "multiclass" else metric_value(metric, y, predicted)
         return replace(out, value=value, accuracy=_accuracy(target, y, predicted))
-    value, low, high = _scored(target, metric, y, predicted)
-    out = replace(out, value=value, low=low, high=high, accuracy=_accuracy(target, y, predicted))
-    if reference is None or not math.isfinite(reference):
-        return out
-    if target.greater:
-        tolerated = reference - abs(reference) * target.drop
-        return replace(out, tolerated=tolerated, decayed=math.isfinite(high) and high < tolerated)
-    tolerated = reference + abs(reference) * target.drop
-    return replace(out, tolerated=tolerated, decayed=math.isfinite(low) and low > tolerated)
+    watched = _watched(target, y, predicted)
+    first = watched[0]
+    return replace(
+        out,
+        value=first.value,
+        low=first.low,
+        high=first.high,
+        tolerated=first.tolerated,
+        decayed=any(w.decayed for w in watched),
+        accuracy=_accuracy(target, y, predicted),
+        watched=watched,
+    )
+
+
+def _estimate(target: Target, score: np.ndarray, shifted: str) -> tuple[dict[str, float], str]:
+    """The label-free estimates, or none and why: under strong covariate shift (the estimate
+    assumes the model stays calibrated on the new rows, which a shift breaks), or when they
+    were off by more than ``max_estimate_error`` on the hold-out's own windows."""
+    estimated = estimated_metrics(target.task, score, target.threshold)
+    if not estimated:
+        return {}, ""
+    if shifted:
+        return {}, f"{shifted}; the estimate assumes the model is calibrated on the new rows, which a shift breaks"
+    off = {k: e["mean_abs"] for k, e in target.estimate_error.items() if k in estimated}
+    unreliable = {k: v for k, v in off.items() if v > target.max_estimate_error}
+    if unreliable:
+        named = ", ".join(f"{k} by {v:.3f}" for k, v in unreliable.items())
+        return {}, (
+            f"on the hold-out's own windows it was off ({named} on average; monitor.max_estimate_error "
+            f"{target.max_estimate_error:g})"
+        )
+    return estimated, ""
+
+
+def _watched(target: Target, y: np.ndarray, predicted: np.ndarray) -> list[Watch]:
+    """Every watched metric (keel.evaluation.watched) with its interval and decay verdict: the
+    window has decayed on a metric when it is worse than ``tolerated`` (the reference less
+    ``drop`` of it) beyond chance, one-sided, with the window's and the reference's standard
+    errors combined, at the family-wise ``alert_alpha``."""
+    from scipy.stats import norm
+
+    from keel.evaluation.watched import greater_is_better, watched_bootstrap
+
+    resamples = max(MIN_RESAMPLES, min(target.resamples, BOOTSTRAP_CELLS // len(y)))  # bounded work
+    measured = watched_bootstrap(
+        target.task, target.metric, y, predicted, target.threshold, resamples=resamples, seed=target.seed
+    )
+    out = []
+    for name, m in measured.items():
+        reference, reference_se = target.reference_of(name)
+        greater = True if name == "accuracy" else greater_is_better(name)
+        tolerated, p_value, decayed = None, 1.0, False
+        if reference is not None and math.isfinite(m.value):
+            tolerated = (
+                reference - abs(reference) * target.drop if greater else reference + abs(reference) * target.drop
+            )
+            error = math.sqrt((m.se if math.isfinite(m.se) else 0.0) ** 2 + reference_se**2)
+            worse = (tolerated - m.value) if greater else (m.value - tolerated)
+            if error > 0:
+                p_value = float(norm.sf(worse / error))
+            elif worse > 0:
+                p_value = 0.0
+            decayed = p_value < target.alert_alpha
+        out.append(Watch(name, m.value, m.low, m.high, reference, reference_se, tolerated, p_value, decayed))
+    return out
 
 
 def _outcomes(
@@ -168,18 +271,3 @@ def _accuracy(target: Target, y: np.ndarray, predicted: np.ndarray) -> float | N
         return None
     labels = predicted.argmax(axis=1) if predicted.ndim == 2 else predicted
     return float(np.mean(labels == y))
-
-
-def _scored(target: Target, metric: str, y: np.ndarray, predicted: np.ndarray) -> tuple[float, float, float]:
-    """The metric and its bootstrap interval; multiclass accuracy from the predicted labels."""
-    from keel.evaluation.metrics import bootstrap_interval, metric_value
-
-    n = len(y)
-    if target.task == "multiclass":  # a resampled share of right answers is binomial
-        share = float(np.mean(predicted == y))
-        means = np.random.default_rng(target.seed).binomial(n, share, target.resamples) / n
-        return share, float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-    value = metric_value(metric, y, predicted)
-    resamples = max(MIN_RESAMPLES, min(target.resamples, BOOTSTRAP_CELLS // n))  # bounded work on big windows
-    low, high = bootstrap_interval(metric, y, predicted, resamples=resamples, seed=target.seed)
-    return value, low, high

@@ -69,8 +69,11 @@ def promote(
     force: bool = False,
     reason: str = "",
     note: str = "",
+    refusal_hint: str | None = None,
 ) -> AliasChange:
-    """Make ``version`` the champion if every check passed (or ``force`` with a reason)."""
+    """Make ``version`` the champion if every check passed (or ``force`` with a reason).
+    ``refusal_hint``: the fix a refusal suggests (``keel retrain`` has no ``--force``, so it
+    names ``keel promote``'s)."""
     current = registry.aliases(version.name).get(CHAMPION)
     if current == version.version:
         raise RegistryError(f"{version.ref} is already the champion.", hint="Nothing to do.")
@@ -84,7 +87,7 @@ def promote(
         raise PromotionRefused(
             change,
             f"refused to promote {version.ref}: {details}. Champion stays {version.name}@{current or 'none'}.",
-            hint="Promote a better model, or pass --force --reason '...' to override (recorded).",
+            hint=refusal_hint or "Promote a better model, or pass --force --reason '...' to override (recorded).",
         )
     if failed:
         note = f"forced past {len(failed)} failed check(s): {reason}"

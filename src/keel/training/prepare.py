@@ -49,6 +49,15 @@ class Prepared:
         return {name: values[index] for name, values in self.x.items()}
 
 
+def training_prior(data: Prepared) -> list[float] | float:
+    """The majority/mean baseline's prediction: the training rows' class shares, or their mean."""
+    train = data.y[data.train]
+    if data.classes is not None:
+        counts = np.bincount(train.astype(np.int64), minlength=len(data.classes))
+        return [float(c) for c in counts / max(len(train), 1)]
+    return float(np.mean(train))
+
+
 def prepare(frame: Any, config: ProjectConfig, source: str, triage: TriageReport) -> Prepared:
     """Validate columns, decide the task, encode the target and split, by the config's rules.
 
