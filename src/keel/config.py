@@ -195,10 +195,15 @@ class RetrainConfig(_Section):
     ``window_rows``: the newest rows (by ``time_column``, else the file's order) of the data;
     None: all of it. ``cooldown_hours``: after the champion changed (promotion or rollback),
     retraining waits this long, so a noisy signal cannot flip the champion back and forth.
+    ``refresh_golden``: the newest ``golden_rows`` labelled rows of the window are kept out of
+    training and become the golden set the gate scores on (and the model's golden set, when
+    their labels pass the quality check); see docs/monitoring.md.
     """
 
     window_rows: int | None = Field(None, ge=100)
     cooldown_hours: float = Field(24.0, ge=0.0)
+    refresh_golden: bool = False  # take a new golden set from the newest labelled rows (or --refresh-golden)
+    golden_rows: int | None = Field(None, ge=50)  # its size; None: the current golden set's, at most a quarter
     budget_seconds: float | None = Field(None, gt=0, le=7 * 24 * 3600)  # None: train.budget_seconds
 
 

@@ -169,6 +169,8 @@ def promote(
     reason: str = "",
     recent: bool = False,
     refusal_hint: str | None = None,
+    golden_candidate: Any = None,
+    golden_source: str = "",
 ) -> AliasChange:
     """Make a version the champion if the gate passes (see ``keel.evaluation.gate``).
 
@@ -180,7 +182,14 @@ def promote(
 
     ``recent`` (what ``keel retrain`` asks for): also score both on the challenger's hold-out
     rows, the newest labelled window it was given, where it may not be worse than the champion
-    by more than ``guard.max_slice_regression``.
+    by more than ``guard.max_slice_regression``; and check the new labels' quality
+    (``keel.evaluation.labels``) before believing any score on them.
+
+    ``golden_candidate`` (``keel retrain --refresh-golden``): newer labelled rows the challenger
+    never trained on (a DataFrame with the target as ``keel_target`` labels). The gate scores
+    both models on them instead of the current golden set, and, when their labels pass the
+    quality check, they become the model's golden set (a new version, recorded in the history),
+    whatever the gate decides about the challenger.
     """
     registry, version = resolve(project, ref)
     store = Store(project.store_path).ensure()
@@ -201,7 +210,8 @@ def promote(
     else:
         champion_version = registry.get(version.name, current)
         champion = _exported_bundle(store, champion_version)
-        frame, digest = _golden(registry, store, champion_version)
+        trusted, digest = _golden(registry, store, champion_version)
+        frame = trusted if golden_candidate is None else golden_candidate
         y, champion_out, challenger_out = _score_golden(frame, champion, challenger)
         metric = champion.metadata["metric"]
         greater = _greater_is_better(metric)
@@ -230,11 +240,30 @@ def promote(
             _unseen_check(project, version, frame),
             *checks,
         ]
-        if recent:
-            checks.append(_recent_check(registry, version, champion, challenger, guard.max_slice_regression))
         note = f"golden set {digest[:12]} ({len(frame):,} rows)"
-    if current is None and not registry.model_tags(version.name).get(GOLDEN_DIGEST_TAG):
-        _freeze_golden(registry, store, version)
+        if recent:
+            recent_frame = _holdout_frame(registry, version)[0] if golden_candidate is None else golden_candidate
+            recent_y, recent_champion, recent_challenger = _score_golden(recent_frame, champion, challenger)
+            quality = _label_quality(trusted, champion, recent_y, recent_champion, recent_challenger)
+            checks += [
+                recent_check(
+                    metric,
+                    greater,
+                    recent_y,
+                    recent_champion,
+                    recent_challenger,
+                    max_regression=guard.max_slice_regression,
+                ),
+                quality,
+            ]
+            if golden_candidate is not None and quality.passed:
+                refreshed = _refresh_golden(registry, store, version, golden_candidate, digest, golden_source)
+                note = (
+                    f"golden set refreshed to {refreshed[:12]} ({len(frame):,} newest labelled rows; was {digest[:12]})"
+                )
+    deciding = (force and bool(reason.strip())) or all(c.passed for c in checks)
+    if current is None and deciding and not registry.model_tags(version.name).get(GOLDEN_DIGEST_TAG):
+        _freeze_golden(registry, store, version)  # only a version that becomes champion sets the yardstick
     return promote_version(
         registry, store, version, checks, force=force, reason=reason, note=note, refusal_hint=refusal_hint
     )
@@ -335,16 +364,43 @@ def _holdout_frame(registry: MlflowRegistry, version: ModelVersion) -> tuple[Any
     return holdout.to_pandas(), meta
 
 
-def _recent_check(
-    registry: MlflowRegistry, version: ModelVersion, champion: Bundle, challenger: Bundle, max_regression: float
+def _label_quality(
+    golden: Any,
+    champion: Bundle,
+    y: np.ndarray,
+    champion_out: np.ndarray,
+    challenger_out: np.ndarray,
 ) -> Check:
-    """Both bundles on the challenger's hold-out rows (its newest labelled window)."""
-    frame, _ = _holdout_frame(registry, version)
-    y, champion_out, challenger_out = _score_golden(frame, champion, challenger)
-    metric = champion.metadata["metric"]
-    return recent_check(
-        metric, _greater_is_better(metric), y, champion_out, challenger_out, max_regression=max_regression
+    """The new labels against the golden set's (``keel.evaluation.labels``): the champion on the
+    golden rows is the historical agreement, the challenger on new rows it did not train on the
+    new one."""
+    from keel.evaluation.labels import label_quality_check, not_applicable
+
+    if champion_out.ndim != 2:
+        return not_applicable(champion.metadata["task"])
+    golden_y, golden_champion = _golden_outputs(golden, champion)  # both in the champion's class order
+    return label_quality_check(
+        (golden_champion, golden_y), (challenger_out, y), champion_out, champion.metadata.get("classes")
     )
+
+
+def _refresh_golden(
+    registry: MlflowRegistry, store: Store, version: ModelVersion, frame: Any, previous: str, source: str
+) -> str:
+    """Make ``frame`` the model's golden set (kept with ``version``'s run) and record it."""
+    import pyarrow as pa
+
+    from keel.registry.champion import record_event
+
+    digest = freeze_golden(registry, store, version, pa.Table.from_pandas(frame, preserve_index=False), None)
+    record_event(
+        registry,
+        version,
+        "golden refresh",
+        f"golden set {digest[:12]} ({len(frame):,} rows) replaces {previous[:12]}; from {source or 'the newest rows'}",
+        {"digest": digest, "previous": previous, "rows": len(frame), "source": source},
+    )
+    return digest
 
 
 def _exported_bundle(store: Store, version: ModelVersion) -> Bundle:

@@ -47,6 +47,7 @@ class RetrainResult:
     change: AliasChange | None = None
     rows: int = 0  # rows in the training window, golden rows left out
     golden_excluded: int = 0
+    golden_candidate: int = 0  # newest labelled rows kept out of training as the new golden set (--refresh-golden)
     monitor_report: str | None = None
     seconds: float = 0.0
 
@@ -62,6 +63,7 @@ def retrain(
     trigger: str = "schedule",
     on_step: Step | None = None,
     now: datetime | None = None,
+    refresh_golden: bool | None = None,
 ) -> RetrainResult:
     """Train a challenger on the newest data and let the promotion gate decide (see module doc)."""
     started = time.monotonic()
@@ -90,9 +92,12 @@ def retrain(
         if not (report.alerting or any(w.alerting for w in report.windows)):
             reason = f"the monitor raised no alert over {report.rows:,} logged predictions ({path.name})"
             return RetrainResult("skipped", reason, champion, monitor_report=report_path)
-    step("taking the newest window of the data, golden rows left out")
-    window, rows, excluded = _window_file(project, registry, Path(data) if data else project.data_path)
     settings = project.config.retrain
+    refresh = settings.refresh_golden if refresh_golden is None else refresh_golden
+    step("taking the newest window of the data, golden rows left out")
+    window, rows, excluded, candidate = _window_file(
+        project, registry, Path(data) if data else project.data_path, refresh
+    )
     budget = settings.budget_seconds or project.config.train.budget_seconds
     trained = train(
         project.with_data(window).with_budget(budget),
@@ -103,13 +108,21 @@ def retrain(
     step(f"exporting {version.ref}")
     export(project, version.ref, on_step=step)
     step(f"asking the gate: {version.ref} vs champion {project.name}@{champion}")
-    common = {"challenger": version.version, "rows": rows, "golden_excluded": excluded, "monitor_report": report_path}
+    common = {
+        "challenger": version.version,
+        "rows": rows,
+        "golden_excluded": excluded,
+        "golden_candidate": 0 if candidate is None else len(candidate),
+        "monitor_report": report_path,
+    }
     try:
         change = promote(
             project,
             version.ref,
-            reason=f"keel retrain --trigger {trigger}",
+            reason=f"keel retrain --trigger {trigger}" + (" --refresh-golden" if refresh else ""),
             recent=True,
+            golden_candidate=candidate,
+            golden_source=f"the newest {0 if candidate is None else len(candidate):,} labelled rows of {data or project.data_path}",
             refusal_hint=f"The champion stays. `keel evaluate {version.ref}` shows the challenger in full; "
             f"to overrule the gate, `keel promote {version.ref} --force --reason '...'` (recorded).",
         )
@@ -140,9 +153,12 @@ def _cooldown(events: list[dict[str, Any]], hours: float, now: datetime | None) 
     )
 
 
-def _window_file(project: Project, registry: MlflowRegistry, source: Path) -> tuple[Path, int, int]:
+def _window_file(
+    project: Project, registry: MlflowRegistry, source: Path, refresh: bool = False
+) -> tuple[Path, int, int, Any]:
     """The newest ``retrain.window_rows`` rows of ``source`` without the golden set's rows,
-    written to the store for training (and its snapshot); with the row counts."""
+    written to the store for training (and its snapshot); with the row counts, and, with
+    ``refresh``, the newest labelled rows kept out of training as the candidate golden set."""
     frame = load_table(source)
     cfg = project.config
     if cfg.time_column and cfg.time_column in frame.columns:
@@ -156,6 +172,9 @@ def _window_file(project: Project, registry: MlflowRegistry, source: Path) -> tu
         keep = ~_in_golden(frame, golden[0])
         excluded = int((~keep).sum())
         frame = frame[keep]
+    candidate = None
+    if refresh:
+        frame, candidate = _golden_candidate(frame, cfg, 0 if golden is None else len(golden[0]))
     if len(frame) == 0:
         raise DataError(
             f"no rows left to retrain on from {source} after taking the window and leaving out the golden set.",
@@ -164,7 +183,31 @@ def _window_file(project: Project, registry: MlflowRegistry, source: Path) -> tu
     path = store.root / "retrain" / f"{project.name}-{time.strftime('%Y%m%dT%H%M%S')}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
-    return path, len(frame), excluded
+    return path, len(frame), excluded, candidate
+
+
+def _golden_candidate(frame: Any, cfg: Any, current: int) -> tuple[Any, Any]:
+    """(the rows left to train on, the newest labelled rows as a golden set): as many as
+    ``retrain.golden_rows`` (default: the current golden set's size), at most a quarter of the
+    labelled rows, at least 50."""
+    labelled = frame[frame[cfg.target].notna()]
+    wanted = cfg.retrain.golden_rows or current or len(labelled) // 5
+    size = min(wanted, len(labelled) // 4)
+    if size < 50:
+        raise DataError(
+            f"--refresh-golden needs at least 50 newest labelled rows to spare; the window has {len(labelled):,} "
+            "labelled rows.",
+            hint="Pass more labelled data with --data, or retrain without --refresh-golden.",
+        )
+    chosen = labelled.tail(size)
+    rest = frame.drop(index=chosen.index)
+    golden = chosen.drop(columns=[cfg.target]).reset_index(drop=True)
+    target = chosen[cfg.target].reset_index(drop=True)
+    from keel.planning.rules import decide_task
+
+    regression = decide_task(labelled[cfg.target], cfg.task).value == "regression"
+    golden[GOLDEN_TARGET] = target.astype("float64") if regression else target.astype(str)
+    return rest, golden
 
 
 def _in_golden(frame: Any, golden: Any) -> Any:

@@ -21,7 +21,7 @@ from keel.config import Engine, Project, load_project
 from keel.data.load import iter_table
 from keel.errors import ConfigError, DataError
 from keel.exporting.bundle import Bundle, load_bundle
-from keel.serving.batch import score_frame
+from keel.serving.batch import score_chunk
 from keel.serving.metrics import MULTIPROCESS_ENV
 from keel.serving.predictor import Predictor
 from keel.store import Store, output_path, read_serving_aliases
@@ -269,13 +269,21 @@ def predict_file(
     alias: str = "champion",
     on_progress: Progress | None = None,
     engine: Engine | None = None,
+    log: bool = True,
 ) -> BatchResult:
     """Score a CSV or Parquet file in chunks with the champion; write Parquet or CSV.
+
+    ``log``: every scored row also goes to the prediction log (route ``batch``, with
+    ``serving.id_column`` as its id where the file has it), so ``keel monitor`` watches batch
+    scoring as it watches the server; the log is written only once the output is complete.
 
     On the Ray engine: ``source`` is a Parquet file, directory or glob, scored over its blocks
     by Ray Data, and ``output`` a directory of Parquet files (keel.engines.ray_serving)."""
     if engine is not None and engine.name == "ray":
-        return _predict_on_ray(project, str(source), output, alias, engine)
+        result = _predict_on_ray(project, str(source), output, alias, engine)
+        if log:
+            _log_scored_files(project, result.output, alias)
+        return result
     source = Path(source)
     target = Path(output) if output else source.with_name(f"{source.stem}.predictions.parquet")
     if target.suffix.lower() not in (".parquet", ".csv"):
@@ -286,18 +294,68 @@ def predict_file(
     start, done = time.perf_counter(), 0
     tmp = target.with_name(f".{target.name}.tmp")
     writer = _Writer(tmp)
+    entries = _BatchLog(project, predictor) if log else None
     try:
         for frame in chunks:
-            writer.write(score_frame(predictor, frame, done))
+            scored, arrays, outputs = score_chunk(predictor, frame, done)
+            writer.write(scored)
+            if entries is not None:
+                entries.add(frame, arrays, outputs)
             done += len(frame)
             if on_progress:
                 on_progress(done, total)
         writer.close()
         os.replace(tmp, target)
+        if entries is not None:
+            entries.flush()
     finally:
         tmp.unlink(missing_ok=True)
     bundle = predictor.bundle
     return BatchResult(source, target, done, bundle.model, bundle.version, time.perf_counter() - start)
+
+
+class _BatchLog:
+    """A batch's rows for the prediction log, written when the whole output is (a failed batch
+    logs nothing: its predictions were never delivered)."""
+
+    def __init__(self, project: Project, predictor: Predictor) -> None:
+        import uuid
+
+        from keel.serving.predlog import PredictionLog
+
+        self.predictor = predictor
+        self.id_column = project.config.serving.id_column
+        self.request = f"batch-{uuid.uuid4().hex[:12]}"
+        self.log = PredictionLog(Store(project.store_path).predictions_dir(predictor.bundle.model))
+
+    def add(self, frame: Any, arrays: dict[str, Any], outputs: Any) -> None:
+        import numpy as np
+
+        from keel.serving.predlog import log_entry
+
+        ids = None
+        if self.id_column and self.id_column in frame.columns:
+            ids = np.array([None if v is None or v != v else str(v) for v in frame[self.id_column]], dtype=object)
+        columns, tags = log_entry(self.predictor, arrays, outputs, self.request, "batch", ids)
+        self.log.append(columns, tags)
+
+    def flush(self) -> None:
+        self.log.directory.mkdir(parents=True, exist_ok=True)
+        self.log.flush()
+
+
+def _log_scored_files(project: Project, output: Path, alias: str) -> None:
+    """The prediction log of a batch scored on Ray, from the Parquet files it wrote."""
+    import pyarrow.dataset as ds
+
+    from keel.serving.batch import outputs_of_scored
+
+    predictor = Predictor(load_alias(Store(project.store_path), project.name, alias))
+    entries = _BatchLog(project, predictor)
+    for batch in ds.dataset(str(output), format="parquet").to_batches():
+        frame = batch.to_pandas()
+        entries.add(frame, predictor.schema.frame_to_arrays(frame), outputs_of_scored(predictor, frame))
+    entries.flush()
 
 
 def _predict_on_ray(

@@ -74,10 +74,19 @@ def retrain(
     trigger: Annotated[
         str, typer.Option(help="schedule: always train a challenger; drift: only when the monitor alerts.")
     ] = "schedule",
+    refresh_golden: Annotated[
+        bool | None,
+        typer.Option(
+            "--refresh-golden/--keep-golden",
+            help="Keep the newest labelled rows out of training and judge (and, if their labels pass the "
+            "quality check, replace) the golden set with them (default: retrain.refresh_golden).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train a challenger on the newest window of data (golden rows left out), export it, and let
-    the promotion gate decide: golden set, slices, the newest labelled rows, parity, latency.
+    the promotion gate decide: golden set, slices, the newest labelled rows and their label
+    quality, parity, latency.
     Waits out retrain.cooldown_hours after any champion change. Exit 0 when promoted or
     skipped, 5 when the gate refused (the champion stays)."""
     import json
@@ -87,7 +96,7 @@ def retrain(
 
     project = project_of(ctx)
     with status("retraining") as step:
-        result = run_retrain(project, data=data, trigger=trigger, on_step=step)
+        result = run_retrain(project, data=data, trigger=trigger, on_step=step, refresh_golden=refresh_golden)
     out = console()
     if as_json:
         out.print_json(json.dumps(result.to_dict(), default=str))
@@ -97,7 +106,13 @@ def retrain(
         else:
             out.print(
                 f"challenger {project.name}@{result.challenger}: trained on {result.rows:,} rows "
-                f"({result.golden_excluded:,} golden rows left out) in {result.seconds:.0f} s"
+                f"({result.golden_excluded:,} golden rows left out"
+                + (
+                    f", {result.golden_candidate:,} newest kept out as the new golden set"
+                    if result.golden_candidate
+                    else ""
+                )
+                + f") in {result.seconds:.0f} s"
             )
             if result.change is not None:
                 _render_change(result.change)

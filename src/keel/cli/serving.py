@@ -68,8 +68,12 @@ def predict(
     ] = None,
     engine: Annotated[str | None, typer.Option(help="local, or ray: score on Ray Data (default: keel.yaml).")] = None,
     address: Annotated[str | None, typer.Option(help="A running Ray cluster, ray://HEAD:10001.")] = None,
+    log: Annotated[
+        bool, typer.Option("--log/--no-log", help="Add the scored rows to the prediction log (keel monitor reads it).")
+    ] = True,
 ) -> None:
-    """Score a file in batch with the champion's ONNX bundle."""
+    """Score a file in batch with the champion's ONNX bundle; the rows go to the prediction log
+    (route 'batch') unless --no-log."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from keel.api.serving import predict_file
@@ -91,9 +95,10 @@ def predict(
             output,
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
             engine=resolve_engine(project.config.engine, engine, address),
+            log=log,
         )
     rate = result.rows / max(result.seconds, 1e-9)
     console().print(
         f"scored {result.rows:,} rows with [bold]{result.model}@{result.version}[/] in "
-        f"{result.seconds:.2f} s ({rate:,.0f} rows/s) -> {result.output}"
+        f"{result.seconds:.2f} s ({rate:,.0f} rows/s) -> {result.output}" + ("; logged for keel monitor" if log else "")
     )

@@ -139,6 +139,15 @@ def remove_traffic_alias(
     return change
 
 
+def record_event(
+    registry: MlflowRegistry, version: ModelVersion, action: str, note: str, numbers: dict[str, Any]
+) -> AliasChange:
+    """Record a decision that moves no alias (a golden set refresh) in the version's history."""
+    change = AliasChange(version.name, action, version.version, None, [Check(action, True, note, numbers)], note)
+    _record(registry, change, "")
+    return change
+
+
 def history(registry: MlflowRegistry, name: str) -> list[dict[str, Any]]:
     """Every recorded decision about ``name``'s versions, oldest first."""
     events = []

@@ -52,19 +52,12 @@ from keel._version import __version__
 from keel.errors import KeelError, SchemaError
 from keel.exporting.bundle import Bundle
 from keel.schema import (
-    LOG_ID,
-    LOG_LABEL,
-    LOG_MODEL,
-    LOG_REQUEST,
-    LOG_ROUTE,
-    LOG_SCORE,
-    LOG_VERSION,
     NUMERIC,
     InputSchema,
 )
 from keel.serving.metrics import ServingMetrics
 from keel.serving.predictor import Predictions, Predictor
-from keel.serving.predlog import PredictionLog
+from keel.serving.predlog import PredictionLog, log_entry
 
 logger = logging.getLogger("keel.serving")
 
@@ -233,7 +226,7 @@ def create_app(state: ServingState) -> Any:
     ) -> tuple[Predictions, str]:
         outputs = predictor.predict(arrays)
         request_id = next_id()
-        state.log.append(*_log_entry(predictor, arrays, outputs, request_id, route, ids))
+        state.log.append(*log_entry(predictor, arrays, outputs, request_id, route, ids))
         state.metrics.observe(endpoint, predictor.bundle.version, time.perf_counter() - started, outputs.score)
         return outputs, request_id
 
@@ -248,7 +241,7 @@ def create_app(state: ServingState) -> Any:
                 schema = shadow.schema
                 arrays = schema.rows_to_arrays(rows) if rows is not None else schema.columns_to_arrays(columns)
                 outputs = shadow.predict(arrays)
-                state.log.append(*_log_entry(shadow, arrays, outputs, request_id, SHADOW, ids))
+                state.log.append(*log_entry(shadow, arrays, outputs, request_id, SHADOW, ids))
                 state.metrics.observe("shadow", shadow.bundle.version, 0.0, outputs.score)
             except Exception as exc:  # the shadow must never hurt the answer
                 state.metrics.errors.labels("shadow", shadow.bundle.version, type(exc).__name__).inc()
@@ -516,26 +509,6 @@ def _metadata(predictor: Predictor) -> dict[str, Any]:
         "outputs": outputs,
         "parameters": {"classes": predictor.classes, "bundle_sha256": bundle.digest},
     }
-
-
-def _log_entry(
-    predictor: Predictor,
-    arrays: dict[str, np.ndarray],
-    outputs: Predictions,
-    request_id: str,
-    route: str,
-    ids: np.ndarray | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """A request's prediction-log rows: outputs and inputs per row (and the rows' ids, when the
-    server logs them), and its tags (one value per request)."""
-    bundle = predictor.bundle
-    tags = {LOG_MODEL: bundle.model, LOG_VERSION: bundle.version, LOG_REQUEST: request_id, LOG_ROUTE: route}
-    columns = (
-        {LOG_SCORE: outputs.score} if outputs.labels is None else {LOG_SCORE: outputs.score, LOG_LABEL: outputs.labels}
-    )
-    if ids is not None:
-        columns[LOG_ID] = ids
-    return columns | arrays, tags
 
 
 def _ids(values: list[Any]) -> np.ndarray:

@@ -23,10 +23,14 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from keel.schema import LOG_TIME
+from keel.schema import LOG_ID, LOG_LABEL, LOG_MODEL, LOG_REQUEST, LOG_ROUTE, LOG_SCORE, LOG_TIME, LOG_VERSION
+
+if TYPE_CHECKING:
+    from keel.serving.predictor import Predictions, Predictor
 
 INITIAL_ROWS = 1024
 FLUSH_SWITCH_SECONDS = 0.00005
@@ -169,3 +173,23 @@ def _arrow(values: np.ndarray) -> object:
     if values.dtype == object:
         return pa.array(values, type=pa.string())
     return pa.array(values)
+
+
+def log_entry(
+    predictor: Predictor,
+    arrays: dict[str, np.ndarray],
+    outputs: Predictions,
+    request_id: str,
+    route: str,
+    ids: np.ndarray | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """A request's prediction-log rows: outputs and inputs per row (and the rows' ids, when the
+    server logs them), and its tags (one value per request)."""
+    bundle = predictor.bundle
+    tags = {LOG_MODEL: bundle.model, LOG_VERSION: bundle.version, LOG_REQUEST: request_id, LOG_ROUTE: route}
+    columns = (
+        {LOG_SCORE: outputs.score} if outputs.labels is None else {LOG_SCORE: outputs.score, LOG_LABEL: outputs.labels}
+    )
+    if ids is not None:
+        columns[LOG_ID] = ids
+    return columns | arrays, tags
