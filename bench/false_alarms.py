@@ -106,9 +106,7 @@ def tabular_trials(name: str, trials: int, seed: int, out: dict[str, list]) -> N
             order = rng.permutation(len(pool))
             ref, win = order[:n], order[n : n + m]
             ref_arrays, win_arrays = arrays_of(pool.iloc[ref], kinds), arrays_of(pool.iloc[win], kinds)
-            profile = load_profile(
-                build_profile(ref_arrays | {LOG_SCORE: scores[ref]}, kinds | {LOG_SCORE: "numeric"})
-            )
+            profile = load_profile(build_profile(ref_arrays | {LOG_SCORE: scores[ref]}, kinds | {LOG_SCORE: "numeric"}))
             tests = len(kinds) + 1 + 1 + len(watched_names(task, metric))
             alert_alpha = family_alpha(FALSE_ALARM_RATE, tests)
             limits = Thresholds(alert_alpha=alert_alpha)
@@ -157,7 +155,7 @@ def tabular_trials(name: str, trials: int, seed: int, out: dict[str, list]) -> N
         print(f"  {name} {size}: done", file=sys.stderr, flush=True)
 
 
-def replace_drop(target, drop: float):  # noqa: ANN001, ANN201
+def replace_drop(target, drop: float):
     from dataclasses import replace
 
     return replace(target, drop=drop)
@@ -194,14 +192,28 @@ def text_trials(trials: int, seed: int, out: dict[str, list]) -> None:
             drift = report("bench", "1", profile, table_of({"text": texts[win]}), Thresholds(alert_alpha=alert_alpha))
             column = drift.columns[0]
             out.setdefault(f"text length+vocabulary|{size}", []).append(
-                {"case": "sms_spam", "p": column.p_value, "flag": column.status != "ok", "alert": column.status == "alert"}
+                {
+                    "case": "sms_spam",
+                    "p": column.p_value,
+                    "flag": column.status != "ok",
+                    "alert": column.status == "alert",
+                }
             )
             if vectors is not None:
                 moved = embedding_drift(
-                    "text", vectors[ref], vectors[win], DEFAULT_ENCODER, EmbeddingLimits(alert_alpha=alert_alpha, seed=seed)
+                    "text",
+                    vectors[ref],
+                    vectors[win],
+                    DEFAULT_ENCODER,
+                    EmbeddingLimits(alert_alpha=alert_alpha, seed=seed),
                 )
                 out.setdefault(f"text embedding|{size}", []).append(
-                    {"case": "sms_spam", "p": moved.p_value, "flag": moved.status != "ok", "alert": moved.status == "alert"}
+                    {
+                        "case": "sms_spam",
+                        "p": moved.p_value,
+                        "flag": moved.status != "ok",
+                        "alert": moved.status == "alert",
+                    }
                 )
         print(f"  sms_spam {size}: done", file=sys.stderr, flush=True)
 
@@ -241,7 +253,9 @@ def main() -> None:
     text_trials(args.trials * len(CASES), args.seed, out)
     rows = summarise(out)
     print(f"\n{args.trials} quiet windows per data set and size ({time.perf_counter() - started:.0f} s)\n")
-    print("| statistic | size | tests | p < 0.05 | p < 0.01 | flagged | alerted | before: 2-sigma chart, reference exact |")
+    print(
+        "| statistic | size | tests | p < 0.05 | p < 0.01 | flagged | alerted | before: 2-sigma chart, reference exact |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     fmt = lambda v: "" if v is None else f"{v:.1%}"  # noqa: E731
     for r in rows:

@@ -4,7 +4,8 @@ corrupted and honest new labels, on data sets it was not tuned on.
 Each case is what ``keel retrain`` sees: a champion trained on old rows, its golden set (old
 held-out rows with trusted labels), and a window of new rows whose labels arrived later. A
 challenger is trained on the first 80% of the window; the last 20% (rows it never saw, as
-its hold-out or a refreshed golden set) feed the check.
+its hold-out or a refreshed golden set) are the new labelled rows the check judges, against
+the golden set, each from within (``self_agreement``, at the same number of rows).
 
 - electricity, time-ordered: the champion on days 0-149, new windows starting at days 200,
   350, 500 and 650 (200 days each): real concept drift, honest labels.
@@ -44,12 +45,19 @@ def encode(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def fit(x: pd.DataFrame, y: np.ndarray, seed: int):  # noqa: ANN201
+def fit(x: pd.DataFrame, y: np.ndarray, seed: int):
     import lightgbm as lgb
 
     model = lgb.LGBMClassifier(
-        n_estimators=300, learning_rate=0.05, num_leaves=31, subsample=0.8, subsample_freq=1, colsample_bytree=0.8,
-        verbose=-1, n_jobs=2, random_state=seed,
+        n_estimators=300,
+        learning_rate=0.05,
+        num_leaves=31,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        verbose=-1,
+        n_jobs=2,
+        random_state=seed,
     )  # fmt: skip  (bagged: each seed fits other models, also on the time-ordered cases)
     return model.fit(x, y)
 
@@ -81,7 +89,7 @@ def cases(seed: int) -> list[tuple[str, pd.DataFrame, np.ndarray, pd.DataFrame, 
 
 
 def run(seeds: int) -> dict:
-    from keel.evaluation.labels import label_quality_check
+    from keel.evaluation.labels import SELF_ROWS, label_quality_check, self_agreement
     from keel.evaluation.metrics import binary_auc
 
     rows = []
@@ -106,8 +114,14 @@ def run(seeds: int) -> dict:
                 held_x, held_noisy, held_true = x_new.iloc[split:], noisy[split:], y_new[split:]
                 new_challenger = challenger.predict_proba(held_x)
                 new_champion = champion.predict_proba(held_x)
+                kinds = {c: "numeric" if pd.api.types.is_numeric_dtype(x_new[c]) else "categorical" for c in x_new}
+                size = min(len(golden_y), len(held_noisy), SELF_ROWS)
                 check = label_quality_check(
-                    (golden_champion, golden_y), (new_challenger, held_noisy), new_champion, ["0", "1"]
+                    self_agreement(golden_x, kinds, golden_y, size, seed),
+                    self_agreement(held_x, kinds, held_noisy, size, seed),
+                    new_champion,
+                    held_noisy,
+                    ["0", "1"],
                 )
                 golden_gain = binary_auc(golden_y, challenger.predict_proba(golden_x)[:, 1]) - binary_auc(
                     golden_y, golden_champion[:, 1]

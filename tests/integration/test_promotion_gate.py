@@ -132,3 +132,27 @@ def test_promote_refuses_bad_input_without_changing_anything(tmp_path: Path) -> 
     corrupt = keel("promote", ref, cwd=project)
     assert corrupt.returncode != 0 and "Traceback" not in corrupt.stderr, corrupt.stderr
     assert serving.read_text() == before
+
+
+def test_a_model_no_better_than_a_constant_never_becomes_champion(tmp_path: Path) -> None:
+    """Labels shuffled away from the inputs: `keel evaluate` fails the baseline check, and so
+    does the gate, for the first champion too; forcing it needs a reason, which is recorded."""
+    project = copy_example(tmp_path / "useless")
+    frame = pd.read_parquet(project / "adult_sample.parquet")
+    frame["income"] = frame["income"].sample(frac=1.0, random_state=0).to_numpy()
+    frame.to_parquet(project / "noise.parquet")
+    configure(project, ["linear"], data="noise.parquet")
+    useless = train_and_export(project)
+    refused = keel("promote", useless, cwd=project)
+    assert refused.returncode == 5, refused.stdout + refused.stderr
+    assert "beats the baseline" in refused.stderr and "no better than a constant" in refused.stderr
+    assert "Champion stays adult-income@none" in refused.stderr
+    assert not (project / ".keel" / "golden").exists()  # a refused version sets no yardstick
+    bare = keel("promote", useless, "--force", cwd=project)
+    assert bare.returncode == 5 and "--force needs --reason" in bare.stderr
+    forced = keel("promote", useless, "--force", "--reason", "drill: known useless", cwd=project, check=True)
+    assert f"champion is now {useless}" in forced.stdout
+    events = json.loads(keel("history", "--json", cwd=project, check=True).stdout)
+    assert [e["action"] for e in events] == ["refused", "promote"]
+    assert events[1]["reason"] == "drill: known useless" and "forced past 1 failed check" in events[1]["note"]
+    assert ["beats the baseline", False] in events[1]["checks"]

@@ -1,8 +1,11 @@
 """The monitor-and-retrain loop on real, time-ordered data (electricity, ../shared/datasets):
 train on the first 150 days, replay days 400 to 429 through the running server, the monitor
-flags the drift and measures performance from labels joined by id, a retrain on data whose
-newest labels are corrupted is refused (the champion stays), a retrain on the true data is
-promoted by the gate and the server swaps to it, and the cooldown then stops a third run."""
+flags the drift, measures every watched metric from labels joined by id and withholds the
+label-free estimate (the inputs moved too far for it); a retrain on data where 30% of the
+newer labels are flipped is refused by the label-quality check (the champion stays); a
+retrain on the true data that refreshes the golden set from the newest labelled rows is
+promoted and the server swaps to it; the refresh is in the history; the cooldown then stops
+a further run."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -48,8 +52,9 @@ def project(root: Path) -> tuple[Path, pd.DataFrame]:
     seen = data[data.day_index < REPLAY[1]]  # the labels have arrived for the replayed days
     seen.to_parquet(root / "through-replay.parquet", index=False)
     corrupted = seen.copy()
-    newer = corrupted.day_index >= FIRST_DAYS
-    corrupted.loc[newer, "class"] = 1 - corrupted.loc[newer, "class"]  # every new label flipped
+    newer = (corrupted.day_index >= FIRST_DAYS).to_numpy()
+    flipped = newer & (np.random.default_rng(0).random(len(corrupted)) < 0.3)  # 30% of the new labels
+    corrupted.loc[flipped, "class"] = 1 - corrupted.loc[flipped, "class"]
     corrupted.to_parquet(root / "corrupted.parquet", index=False)
     (root / "keel.yaml").write_text(CONFIG.format(cooldown=0, threads=TEST_THREADS))
     return root, data
@@ -65,6 +70,13 @@ def replay(url: str, data: pd.DataFrame) -> pd.DataFrame:
             assert response.status_code == 200, response.text
             assert response.json()["version"] == "1"
     return days[["t_index", "class"]]
+
+
+def golden_digest(root: Path) -> str:
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{root / '.keel' / 'mlflow.db'}")
+    return str(client.get_registered_model("electricity").tags["keel.golden_sha256"])
 
 
 def champion(url: str) -> str:
@@ -98,7 +110,11 @@ def test_drift_is_flagged_a_corrupted_retrain_refused_and_a_true_one_promoted(tm
     performance = report["performance"]
     assert performance["labelled"] == len(labels) and performance["metric"] == "roc_auc"
     assert performance["low"] <= performance["value"] <= performance["high"]
-    assert set(performance["estimated"]) == {"accuracy", "roc_auc"}
+    watched = {w["metric"]: w for w in performance["watched"]}
+    assert set(watched) == {"roc_auc", "accuracy", "precision", "recall"}
+    assert all(w["low"] <= w["value"] <= w["high"] and w["reference_se"] > 0 for w in watched.values())
+    assert performance["estimated"] == {} and "domain classifier" in performance["estimate_hidden"]
+    assert report["tests"] >= 8 and report["alert_alpha"] == pytest.approx(min(0.001, 0.01 / report["tests"]))
 
     refused = keel("retrain", "--trigger", "drift", "--data", "corrupted.parquet", "--json", cwd=root)
     assert refused.returncode == 5, refused.stdout + refused.stderr
@@ -106,17 +122,34 @@ def test_drift_is_flagged_a_corrupted_retrain_refused_and_a_true_one_promoted(tm
     assert result["action"] == "refused" and result["champion"] == "1" and result["challenger"] == "2"
     assert result["golden_excluded"] > 0
     checks = {c["name"]: c for c in result["decision"]["checks"]}
-    assert not checks["beats the champion"]["passed"]  # the frozen golden labels expose it
-    assert checks["golden rows unseen"]["passed"]
-    assert "newest labelled window" in checks
+    assert not checks["label quality"]["passed"] and "look corrupted" in checks["label quality"]["detail"]
+    assert checks["label quality"]["numbers"]["noise_estimate"] > 0.1  # for the right reason
+    assert checks["golden rows unseen"]["passed"] and "newest labelled window" in checks
+    assert "--force" not in result["reason"].split("keel promote")[0]  # retrain has no --force of its own
     assert champion(server.url) == "1"
 
     promoted = keel("retrain", "--trigger", "drift", "--data", "through-replay.parquet", "--json", cwd=root)
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     result = json.loads(promoted.stdout)
     assert result["action"] == "promoted" and result["champion"] == "3", result
-    assert all(c["passed"] for c in result["decision"]["checks"])
+    assert all(c["passed"] for c in result["decision"]["checks"]), result["decision"]["checks"]
     wait_for_version(server.url, "3")  # hot swap, no restart
+
+    # The golden set moves forward: the newest labelled days are kept out of training and, their
+    # labels being sound, become the yardstick, whatever the gate decides about this challenger.
+    before = golden_digest(root)
+    refreshed = keel("retrain", "--data", "through-replay.parquet", "--refresh-golden", "--json", cwd=root)
+    assert refreshed.returncode in (0, 5), refreshed.stdout + refreshed.stderr
+    result = json.loads(refreshed.stdout)
+    assert result["golden_candidate"] >= 50 and result["challenger"] == "4"
+    checks = {c["name"]: c for c in result["decision"]["checks"]}
+    assert checks["label quality"]["passed"] and checks["golden rows unseen"]["passed"]
+    assert "golden set refreshed" in result["decision"]["note"]
+    assert checks["beats the champion"]["numbers"]["rows"] == result["golden_candidate"]
+    events = json.loads(keel("history", "--json", cwd=root, check=True).stdout)
+    refresh = [e for e in events if e["action"] == "golden refresh"]
+    assert len(refresh) == 1 and refresh[0]["version"] == "4"
+    assert golden_digest(root) != before
 
     (root / "keel.yaml").write_text(CONFIG.format(cooldown=24, threads=TEST_THREADS))
     waited = keel("retrain", "--data", "through-replay.parquet", "--json", cwd=root)

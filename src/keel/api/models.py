@@ -244,7 +244,7 @@ def promote(
         if recent:
             recent_frame = _holdout_frame(registry, version)[0] if golden_candidate is None else golden_candidate
             recent_y, recent_champion, recent_challenger = _score_golden(recent_frame, champion, challenger)
-            quality = _label_quality(trusted, champion, recent_y, recent_champion, recent_challenger)
+            quality = _label_quality(trusted, recent_frame, champion, recent_y, recent_champion, project.config.seed)
             checks += [
                 recent_check(
                     metric,
@@ -365,23 +365,21 @@ def _holdout_frame(registry: MlflowRegistry, version: ModelVersion) -> tuple[Any
 
 
 def _label_quality(
-    golden: Any,
-    champion: Bundle,
-    y: np.ndarray,
-    champion_out: np.ndarray,
-    challenger_out: np.ndarray,
+    golden: Any, new: Any, champion: Bundle, y: np.ndarray, champion_out: np.ndarray, seed: int
 ) -> Check:
-    """The new labels against the golden set's (``keel.evaluation.labels``): the champion on the
-    golden rows is the historical agreement, the challenger on new rows it did not train on the
-    new one."""
-    from keel.evaluation.labels import label_quality_check, not_applicable
+    """The new labelled rows' self-agreement against the golden set's (``keel.evaluation.labels``),
+    both on the champion's input columns and at the same number of rows."""
+    from keel.evaluation.labels import SELF_ROWS, label_quality_check, not_applicable, self_agreement
 
     if champion_out.ndim != 2:
         return not_applicable(champion.metadata["task"])
-    golden_y, golden_champion = _golden_outputs(golden, champion)  # both in the champion's class order
-    return label_quality_check(
-        (golden_champion, golden_y), (challenger_out, y), champion_out, champion.metadata.get("classes")
-    )
+    classes = champion.metadata["classes"]
+    golden_y = _class_indices(golden[GOLDEN_TARGET].astype(str).to_numpy(), classes, champion)
+    kinds = {c.name: c.kind for c in champion.schema.columns if c.name in golden.columns and c.name in new.columns}
+    rows = min(len(golden), len(new), SELF_ROWS)
+    then = self_agreement(golden, kinds, golden_y, rows, seed)
+    now = self_agreement(new, kinds, y, rows, seed)
+    return label_quality_check(then, now, champion_out, y, classes)
 
 
 def _refresh_golden(

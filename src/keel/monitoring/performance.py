@@ -126,8 +126,10 @@ class Performance:
         for name, value in self.estimated.items():
             ref = self.estimated_reference.get(name)
             error = self.estimate_error.get(name)
-            off = f", off by {error['mean_abs']:.3f} on average on {error['windows']} held-out windows" if error else ""
-            parts.append(f"estimated {name} {value:.4f}" + (f" (hold-out estimate {ref:.4f}{off})" if ref else ""))
+            notes = [f"hold-out estimate {ref:.4f}"] if ref else []
+            if error:
+                notes.append(f"off by {error['mean_abs']:.3f} on average on {error['windows']} held-out windows")
+            parts.append(f"estimated {name} {value:.4f}" + (f" ({'; '.join(notes)})" if notes else ""))
         if self.estimate_hidden:
             parts.append(f"no label-free estimate: {self.estimate_hidden}")
         return "; ".join(parts)
