@@ -4,7 +4,7 @@
     .venv/bin/python bench/text_drift.py
 
 Prints each window's cosine distance of mean embeddings (all-MiniLM-L6-v2), the chance
-threshold from the permutation test, and the status with keel's default floors (0.01 drift,
+threshold from the weighted chi-square null (keel.monitoring.embedding), and the status with keel's default floors (0.01 drift,
 0.05 alert). Needs the text extra.
 """
 

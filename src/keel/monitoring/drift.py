@@ -1,36 +1,40 @@
 """Drift of logged inputs and predictions against the reference profile, calibrated for
-sample size, so that a million quiet rows do not flag every column.
+sample size on both sides, so that a million quiet rows do not flag every column and a
+30-column dashboard does not alarm by chance every day.
 
 Per column, over the profile's bins (quantile bins or categories, and a missing bin):
 
-- **PSI** (population stability index) and the **Jensen-Shannon distance** (base 2, 0 to 1);
-- a **chance threshold**: with ``n`` reference and ``m`` current rows in ``k`` occupied
-  bins, PSI / (1/n + 1/m) is about chi-square with k - 1 degrees of freedom when nothing
-  moved, so the threshold is that distribution's 1 - ``alpha`` quantile times (1/n + 1/m).
-  It shrinks as the samples grow, which is why ``min_psi`` is needed too.
+- **PSI** (population stability index) and the **Jensen-Shannon distance** (base 2, 0 to 1):
+  the size of the change;
+- **p**: the chi-square test of homogeneity of the reference's counts (``profile.count``
+  rows) against the window's: both are samples. Bins the smaller sample is expected to fill
+  with fewer than 5 rows are pooled first, so a 100-row window over 50 categories does not
+  see chance in every empty bin. ``chance_threshold`` shows the PSI that chance exceeds with
+  probability ``alpha`` at these sizes (chi-square quantile times 1/n + 1/m), for reading.
 
 | status | rule |
 |---|---|
-| ok | PSI at or below the chance threshold, or below ``min_psi`` (0.005) |
-| drift | PSI above the chance threshold and at least ``min_psi`` |
-| warn | ... and at least ``psi_warn`` (0.1) |
-| alert | ... and at least ``psi_alert`` (0.25) |
+| ok | p at or above ``alpha`` (0.001), or PSI below ``min_psi`` (0.005) |
+| drift | p below ``alpha`` and PSI at least ``min_psi`` |
+| warn | ... and PSI at least ``psi_warn`` (0.1); or at least ``psi_alert`` without the family-wise p |
+| alert | PSI at least ``psi_alert`` (0.25) and p below ``alert_alpha`` |
 
-Measured here (normal column, 10 quantile bins, reference 20,000 rows; 20 draws each):
-no shift gives PSI about 0.0008 at 10,000 rows (threshold 0.0042) and 0.00001 at
-1,000,000 (threshold 0.0014); a 0.1 standard deviation mean shift gives 0.007 to 0.011 at
-10,000 rows, so it is flagged; a 0.05 shift at 1,000,000 rows (PSI 0.0025) is beyond chance
-but below ``min_psi``, so it is not.
+``alert_alpha`` is each test's share of the run's false-alarm rate (``family_alpha``:
+``monitor.false_alarm_rate`` 0.01 over every alerting test of every window: columns, the
+prediction chart, the domain classifier, text drift, each watched metric), so a run where
+nothing changed alerts with probability at most 1%, however many columns and windows.
 
-Text columns: the same test on the histogram of tokens per text (length), and again on the
-vocabulary (the shares of training's most frequent tokens, then "other"), with the number
-of texts, not tokens, as the sample size (tokens of one text are not independent, so this
-is the conservative choice); the column's status is the worse of the two.
+Text columns: the same on the histogram of tokens per text (length), and on the vocabulary
+(the shares of training's most frequent tokens, then "other"), whose no-change spread is
+measured on the reference at training (tokens of one text are not independent); the
+column's status is the worse of the two.
 
 Also per column: the share of values in categories training never saw (when training's
 categories were all listed) and new missing values. Predictions: the window's mean score
-against training's, in standard errors (sd / sqrt(rows)), flagged beyond
-``prediction_sigmas`` (2): a control chart of the mean prediction.
+against the hold-out's, in standard errors of their difference, sqrt(sd_ref^2 / n_ref +
+sd^2 / m) (the reference mean is an estimate from ``n_ref`` hold-out rows too); it alerts
+beyond ``prediction_sigmas`` (2) and beyond the family-wise two-sided ``alert_alpha``.
+bench/false_alarms.py measures every rate on quiet windows of the shared data sets.
 """
 
 from __future__ import annotations
