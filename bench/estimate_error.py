@@ -29,15 +29,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[0].parent / "shared" / "datasets"
 sys.path.insert(0, str(HERE))
 
-from false_alarms import arrays_of, table_of  # noqa: E402
-
-
-def encode(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for c in out.columns:
-        if not pd.api.types.is_numeric_dtype(out[c]):
-            out[c] = out[c].astype("string").fillna("").astype("category")
-    return out
+from false_alarms import arrays_of, encode, table_of  # noqa: E402
 
 
 def study(name: str, x: pd.DataFrame, y: np.ndarray, train: np.ndarray, holdout: np.ndarray, windows: list) -> dict:
@@ -101,7 +93,9 @@ def main() -> None:
     x = elec.drop(columns=["t_index"])
     first = np.flatnonzero(day < 150)
     cut = int(0.8 * len(first))
-    weeks = [(f"days {d}-{d + 6}", np.flatnonzero((day >= d) & (day < d + 7))) for d in range(150, int(day.max()) - 6, 7)]
+    weeks = [
+        (f"days {d}-{d + 6}", np.flatnonzero((day >= d) & (day < d + 7))) for d in range(150, int(day.max()) - 6, 7)
+    ]
     results.append(study("electricity (weekly, time-ordered)", x, y, first[:cut], first[cut:], weeks))
     rng = np.random.default_rng(0)
     for name, target, positive in (("adult", "income", ">50K"), ("bank_marketing", "y", "yes")):
@@ -111,7 +105,9 @@ def main() -> None:
         train, holdout, rest = order[:15000], order[15000:19000], order[19000:]
         windows = [(f"random {i}", rest[i * 500 : (i + 1) * 500]) for i in range(40)]
         results.append(study(f"{name} (random windows)", frame, labels, train, holdout, windows))
-    print("| case | hold-out windows: accuracy error (mean, worst) | windows shown: accuracy error (mean, worst); AUC | withheld (strong shift): accuracy error; AUC |")
+    print(
+        "| case | hold-out windows: accuracy error (mean, worst) | windows shown: accuracy error (mean, worst); AUC | withheld (strong shift): accuracy error; AUC |"
+    )
     print("|---|---|---|---|")
     for r in results:
         held = r["held_out"]["accuracy"]
@@ -125,7 +121,9 @@ def main() -> None:
                 f"{auc.get('mean_abs', float('nan')):.3f}, {auc.get('worst', float('nan')):.3f}"
             )
 
-        print(f"| {r['case']} | {held['mean_abs']:.3f}, {held['worst']:.3f} | {cell(r['shown'])} | {cell(r['withheld'])} |")
+        print(
+            f"| {r['case']} | {held['mean_abs']:.3f}, {held['worst']:.3f} | {cell(r['shown'])} | {cell(r['withheld'])} |"
+        )
     out = HERE / ".data" / "estimate_error.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -76,6 +76,15 @@ def load_case(name: str, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarra
     return frame.iloc[pool].reset_index(drop=True), out, y[pool], kinds, task
 
 
+def encode(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text and categories as pandas categories, for LightGBM (the benches' shared encoding)."""
+    out = frame.copy()
+    for c in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[c]):
+            out[c] = out[c].astype("string").fillna("").astype("category")
+    return out
+
+
 def arrays_of(frame: pd.DataFrame, kinds: dict[str, str]) -> dict[str, np.ndarray]:
     out = {}
     for c, kind in kinds.items():

@@ -34,15 +34,11 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[0].parent / "shared" / "datasets"
+sys.path.insert(0, str(HERE))
+
+from false_alarms import encode  # noqa: E402
+
 FLIPS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-
-
-def encode(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for c in out.columns:
-        if not pd.api.types.is_numeric_dtype(out[c]):
-            out[c] = out[c].astype("string").fillna("").astype("category")
-    return out
 
 
 def fit(x: pd.DataFrame, y: np.ndarray, seed: int):

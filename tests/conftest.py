@@ -72,7 +72,8 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20261124)
 
 
-TEST_BUDGET_SECONDS = 8  # the budget counts from process start and includes triage (about 2 s here)
+TEST_BUDGET_SECONDS = 12  # counts from process start: imports, triage and model logging take about 8 s here, and
+# promotion refuses a model no better than the baseline (which is all an 8 s budget left time for)
 # One thread per fit (train.threads): scripts/check runs two pytest-xdist workers on two cores,
 # and two workers fitting with two OpenMP threads each made the torch tests three times slower.
 TEST_THREADS = 1

@@ -138,6 +138,7 @@ def notify(url: str, result: DriftReport, report_path: Path) -> str | None:
         "version": result.version,
         "rows": result.rows,
         "report": str(report_path),
+        "false_alarm_rate": min(result.alert_alpha * result.tests, 1.0),
         "alerts": [
             {
                 "start": w.start,
@@ -146,6 +147,14 @@ def notify(url: str, result: DriftReport, report_path: Path) -> str | None:
                 "prediction": None
                 if w.prediction is None
                 else {"sigmas": w.prediction.sigmas, "alert": w.prediction.alert},
+                "domain": None if w.domain is None else {"auc": w.domain.auc, "status": w.domain.status},
+                "decayed": []
+                if w.performance is None
+                else [
+                    {"metric": m.metric, "value": m.value, "reference": m.reference}
+                    for m in w.performance.watched
+                    if m.decayed
+                ],
             }
             for w in alerting
         ],

@@ -307,16 +307,20 @@ def predict_file(
         writer.close()
         os.replace(tmp, target)
         if entries is not None:
-            entries.flush()
+            entries.commit()
     finally:
         tmp.unlink(missing_ok=True)
+        if entries is not None:
+            entries.abort()
     bundle = predictor.bundle
     return BatchResult(source, target, done, bundle.model, bundle.version, time.perf_counter() - start)
 
 
 class _BatchLog:
-    """A batch's rows for the prediction log, written when the whole output is (a failed batch
-    logs nothing: its predictions were never delivered)."""
+    """A batch's rows for the prediction log, committed when the whole output is (a failed batch
+    logs nothing: its predictions were never delivered). Each chunk is written as a segment in
+    a hidden staging folder at once, so memory stays one chunk whatever the file's size; the
+    commit renames the segments into the log."""
 
     def __init__(self, project: Project, predictor: Predictor) -> None:
         import uuid
@@ -326,7 +330,9 @@ class _BatchLog:
         self.predictor = predictor
         self.id_column = project.config.serving.id_column
         self.request = f"batch-{uuid.uuid4().hex[:12]}"
-        self.log = PredictionLog(Store(project.store_path).predictions_dir(predictor.bundle.model))
+        self.directory = Store(project.store_path).predictions_dir(predictor.bundle.model)
+        self.staging = self.directory / f".{self.request}"
+        self.log = PredictionLog(self.staging)
 
     def add(self, frame: Any, arrays: dict[str, Any], outputs: Any) -> None:
         import numpy as np
@@ -337,11 +343,19 @@ class _BatchLog:
         if self.id_column and self.id_column in frame.columns:
             ids = np.array([None if v is None or v != v else str(v) for v in frame[self.id_column]], dtype=object)
         columns, tags = log_entry(self.predictor, arrays, outputs, self.request, "batch", ids)
+        self.staging.mkdir(parents=True, exist_ok=True)
         self.log.append(columns, tags)
-
-    def flush(self) -> None:
-        self.log.directory.mkdir(parents=True, exist_ok=True)
         self.log.flush()
+
+    def commit(self) -> None:
+        for segment in sorted(self.staging.glob("*.parquet")):
+            os.replace(segment, self.directory / segment.name)
+        self.abort()
+
+    def abort(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def _log_scored_files(project: Project, output: Path, alias: str) -> None:
@@ -352,10 +366,13 @@ def _log_scored_files(project: Project, output: Path, alias: str) -> None:
 
     predictor = Predictor(load_alias(Store(project.store_path), project.name, alias))
     entries = _BatchLog(project, predictor)
-    for batch in ds.dataset(str(output), format="parquet").to_batches():
-        frame = batch.to_pandas()
-        entries.add(frame, predictor.schema.frame_to_arrays(frame), outputs_of_scored(predictor, frame))
-    entries.flush()
+    try:
+        for batch in ds.dataset(str(output), format="parquet").to_batches():
+            frame = batch.to_pandas()
+            entries.add(frame, predictor.schema.frame_to_arrays(frame), outputs_of_scored(predictor, frame))
+        entries.commit()
+    finally:
+        entries.abort()
 
 
 def _predict_on_ray(

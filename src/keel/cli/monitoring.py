@@ -68,6 +68,7 @@ def _print(report: Any, path: Any) -> None:
     table = Table(
         "column",
         "PSI",
+        "p",
         "chance",
         "JS dist",
         "status",
@@ -82,6 +83,7 @@ def _print(report: Any, path: Any) -> None:
         table.add_row(
             col.column,
             f"{col.psi:.4f}",
+            f"{col.p_value:.2g}",
             f"{col.chance_threshold:.4f}",
             f"{col.js_distance:.3f}",
             f"[{style}]{col.status}[/]" if style else col.status,
@@ -101,7 +103,8 @@ def _print(report: Any, path: Any) -> None:
         out.print(f"{moved_meaning.describe()}: {'[bold red]alert[/]' if status == 'alert' else status}")
     if report.embedding_note:
         out.print(report.embedding_note)
-    if report.performance is not None and (report.performance.estimated or report.performance.metric):
+    perf = report.performance
+    if perf is not None and (perf.estimated or perf.metric or perf.estimate_hidden):
         verdict = " [bold red]decayed[/]" if report.performance.decayed else ""
         out.print(f"performance: {report.performance.describe()}{verdict}")
     for group in report.slices:
@@ -131,4 +134,14 @@ def _print(report: Any, path: Any) -> None:
             pred += f", {perf.metric} {perf.value:.3f} [{perf.low:.3f}, {perf.high:.3f}]"
         mark = " [bold red]ALERT[/]" if w.alerting else ""
         out.print(f"  {w.start} .. {w.end}: {w.rows:,} rows, moved: {flagged}{pred}{mark}")
+    if report.tests:
+        out.print(
+            f"alerts: a run where nothing changed alerts with probability at most {settings_rate(report):.0%}: "
+            f"{report.tests} tests, each alerting below p {report.alert_alpha:.2g}"
+        )
     out.print(f"report: {path.with_suffix('.html')} (JSON: {path.name})")
+
+
+def settings_rate(report: Any) -> float:
+    """The family-wise false-alarm rate the report's per-test share came from."""
+    return min(report.alert_alpha * report.tests, 1.0)
