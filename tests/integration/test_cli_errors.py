@@ -80,3 +80,13 @@ def test_monitor_options_that_are_not_times_are_named(project_dir: Path) -> None
         result = keel("monitor", *args, cwd=project_dir)
         assert result.returncode == 2, result.stderr
         assert wanted in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_csv_header_that_names_a_column_twice_is_refused(project_dir: Path) -> None:
+    """pandas would read it as `age` and `age.1` and keel would train on both."""
+    (project_dir / "twice.csv").write_text("age,income,age\n39,<=50K,40\n50,>50K,51\n")
+    for command in (("analyze", "twice.csv", "--target", "income"), ("train", "--data", "twice.csv")):
+        result = keel(*command, cwd=project_dir)
+        assert result.returncode == 3, result.stderr
+        assert "names a column more than once ('age' in columns 1, 3)" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -26,7 +26,7 @@ from keel.evaluation.gate import (
     suspicion_check,
 )
 from keel.evaluation.suite import slice_groups
-from keel.exporting.bundle import REFERENCE, Bundle, load_bundle, write_bundle
+from keel.exporting.bundle import REFERENCE, Bundle, load_bundle, stage_bundle
 from keel.exporting.feed import TOKENIZER_FILE, Feeder
 from keel.exporting.importance import output_sensitivity
 from keel.exporting.parity import Latency, Parity, check_parity, measure_latency
@@ -37,9 +37,10 @@ from keel.registry.champion import (
     CHAMPION,
     TRAFFIC_ALIASES,
     AliasChange,
+    changing,
+    publish_export,
     remove_traffic_alias,
     set_traffic_alias,
-    sync_serving,
 )
 from keel.registry.champion import history as champion_history
 from keel.registry.champion import promote as promote_version
@@ -143,21 +144,16 @@ def export(project: Project, ref: str | None = None, *, on_step: Step | None = N
         "parity.json": {"parity": parity.to_dict(), "latency": latency.to_dict()} | extra["parity"],
     }
     bundle = store.bundle_dir(version.name, version.version)
-    digest = write_bundle(bundle, model, documents, {REFERENCE: sample} | extra["files"])
+    staged, digest = stage_bundle(bundle, model, documents, {REFERENCE: sample} | extra["files"])
     step("recording the bundle in the registry")
+    tags = {
+        BUNDLE_DIGEST_TAG: digest,
+        "keel.parity_max_diff": f"{parity.max_diff:.3e}",
+        "keel.exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    } | extra["tags"]
+    with changing(registry, store, version.name):  # the registry learns the digest, then the bundle appears
+        publish_export(registry, store, version, staged, bundle, tags)
     registry.log_artifacts(version.run_id, bundle, "bundle")
-    registry.set_version_tags(
-        version.name,
-        version.version,
-        {
-            BUNDLE_DIGEST_TAG: digest,
-            "keel.parity_max_diff": f"{parity.max_diff:.3e}",
-            "keel.exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        | extra["tags"],
-    )
-    if registry.aliases(version.name):
-        sync_serving(registry, store, version.name)
     return ExportResult(version, bundle, digest, parity, latency, extra["parity"].get("quantization"))
 
 
@@ -193,6 +189,25 @@ def promote(
     """
     registry, version = resolve(project, ref)
     store = Store(project.store_path).ensure()
+    with changing(registry, store, version.name):  # one registry move of this model at a time
+        return _promote(
+            project, registry, store, version, force, reason, recent, refusal_hint, golden_candidate, golden_source
+        )
+
+
+def _promote(
+    project: Project,
+    registry: MlflowRegistry,
+    store: Store,
+    version: ModelVersion,
+    force: bool,
+    reason: str,
+    recent: bool,
+    refusal_hint: str | None,
+    golden_candidate: Any,
+    golden_source: str,
+) -> AliasChange:
+    version = registry.get(version.name, version.version)  # its tags as they are now, under the lock
     challenger = _exported_bundle(store, version)
     current = registry.aliases(version.name).get(CHAMPION)
     if current == version.version:
@@ -275,11 +290,13 @@ def set_alias(project: Project, alias: str, ref: str | None = None, *, reason: s
     registry, version = resolve(project, ref)
     store = Store(project.store_path).ensure()
     _exported_bundle(store, version)
-    if registry.aliases(version.name).get(CHAMPION) is None:
-        raise RegistryError(
-            f"model '{version.name}' has no champion yet.", hint="Promote one first: canary and shadow run beside it."
-        )
-    return set_traffic_alias(registry, store, version, alias, reason)
+    with changing(registry, store, version.name):
+        if registry.aliases(version.name).get(CHAMPION) is None:
+            raise RegistryError(
+                f"model '{version.name}' has no champion yet.",
+                hint="Promote one first: canary and shadow run beside it.",
+            )
+        return set_traffic_alias(registry, store, version, alias, reason)
 
 
 def remove_alias(project: Project, alias: str, name: str | None = None, *, reason: str = "") -> AliasChange:
@@ -288,7 +305,9 @@ def remove_alias(project: Project, alias: str, name: str | None = None, *, reaso
     registry = MlflowRegistry(project.tracking_uri)
     model = name or project.name
     registry.get(model)
-    return remove_traffic_alias(registry, Store(project.store_path).ensure(), model, alias, reason)
+    store = Store(project.store_path).ensure()
+    with changing(registry, store, model):
+        return remove_traffic_alias(registry, store, model, alias, reason)
 
 
 def _check_traffic_alias(alias: str) -> None:
@@ -304,7 +323,8 @@ def history(project: Project, name: str | None = None) -> list[dict[str, Any]]:
     registry = MlflowRegistry(project.tracking_uri)
     model = name or project.name
     registry.get(model)
-    return champion_history(registry, model)
+    with changing(registry, Store(project.store_path).ensure(), model):  # a killed move is completed first
+        return champion_history(registry, model)
 
 
 def _unseen_check(project: Project, version: ModelVersion, golden: Any) -> Check:
@@ -504,7 +524,10 @@ def _greater_is_better(metric: str) -> bool:
 def rollback(project: Project, name: str | None = None, *, reason: str = "") -> AliasChange:
     """Move ``champion`` back to the previous champion."""
     registry = MlflowRegistry(project.tracking_uri)
-    return rollback_champion(registry, Store(project.store_path).ensure(), name or project.name, reason)
+    store = Store(project.store_path).ensure()
+    model = name or project.name
+    with changing(registry, store, model):
+        return rollback_champion(registry, store, model, reason)
 
 
 def _export_transformer(

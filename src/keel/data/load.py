@@ -48,6 +48,7 @@ def _read(file: Path, fmt: str) -> Any:
     try:
         if fmt == "parquet":  # a pandas index stored in the file is not data: drop it
             return pd.read_parquet(file).reset_index(drop=True)
+        _check_header(file, fmt)
         return pd.read_csv(file, sep="\t" if fmt == "tsv" else ",", low_memory=False)
     except UnicodeDecodeError as exc:
         raise DataError(
@@ -62,6 +63,29 @@ def _read(file: Path, fmt: str) -> Any:
             f"cannot read {file} as {fmt}: {first}",
             hint="Check that the file is complete and of the type its name says.",
         ) from None
+
+
+def _check_header(file: Path, fmt: str) -> None:
+    """A CSV header that names a column twice is refused (pandas would rename the second
+    ``age.1`` and train on both), as Parquet's reader refuses one."""
+    import csv
+    from collections import Counter
+
+    try:
+        with file.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle, delimiter="\t" if fmt == "tsv" else ","), [])
+    except (UnicodeDecodeError, csv.Error):
+        return  # the reader itself says what is wrong with the file
+    repeated = [name for name, count in Counter(header).items() if count > 1]
+    if repeated:
+        where = "; ".join(
+            f"'{name}' in columns {', '.join(str(i + 1) for i, h in enumerate(header) if h == name)}"
+            for name in repeated
+        )
+        raise DataError(
+            f"{file}: the header names a column more than once ({where}).",
+            hint="Rename or drop the repeated columns: keel will not guess which one is meant.",
+        )
 
 
 def load_frame(path: Path | str) -> Any:
@@ -108,6 +132,7 @@ def iter_table(path: Path | str, rows: int = 65_536) -> tuple[Any, int | None]:
             raise DataError(f"cannot read {file} as parquet: {exc}", hint="Check that the file is complete.") from None
         batches = (batch.to_pandas() for batch in handle.iter_batches(batch_size=rows))
         return batches, handle.metadata.num_rows
+    _check_header(file, fmt)
     reader = pd.read_csv(file, sep="\t" if fmt == "tsv" else ",", chunksize=rows, low_memory=False)
     return _guard_csv(reader, file), None
 

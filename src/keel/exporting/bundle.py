@@ -74,6 +74,16 @@ def write_bundle(
     ``documents`` maps the JSON files' names (schema.json, ...) to their content; ``files``
     other files by name (reference.parquet) to their bytes.
     """
+    staged, digest = stage_bundle(final, model_onnx, documents, files)
+    publish_dir(staged, final)
+    return digest
+
+
+def stage_bundle(
+    final: Path, model_onnx: bytes, documents: dict[str, Any], files: dict[str, bytes] | None = None
+) -> tuple[Path, str]:
+    """``write_bundle``'s files in a staging directory beside ``final``, not yet published (the
+    caller records the digest in the registry first, then publishes with ``publish_dir``)."""
     staged = staging_dir(final)
     try:
         atomic_write_bytes(staged / "model.onnx", model_onnx)
@@ -90,8 +100,7 @@ def write_bundle(
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    publish_dir(staged, final)
-    return hashlib.sha256(manifest).hexdigest()
+    return staged, hashlib.sha256(manifest).hexdigest()
 
 
 def load_bundle(path: Path, expected_digest: str | None = None) -> Bundle:

@@ -15,6 +15,8 @@ import getpass
 import json
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from typing import Any
 from keel.errors import RegistryError
 from keel.evaluation.gate import Check
 from keel.registry.mlflow_registry import MlflowRegistry, ModelVersion
+from keel.registry.moves import clear_intent, fault_point, model_lock, recover, write_intent
 from keel.store import Store, write_serving_aliases
 
 CHAMPION = "champion"
@@ -105,9 +108,29 @@ def rollback(registry: MlflowRegistry, store: Store, name: str, reason: str = ""
         raise RegistryError(
             f"model '{name}' has no previous champion to roll back to.", hint="Rollback needs at least two promotions."
         )
+    _verified(registry, store, name, stack[-2])
     change = AliasChange(name, "rollback", stack[-2], current)
     _apply(registry, store, change, reason)
     return change
+
+
+def _verified(registry: MlflowRegistry, store: Store, name: str, version: str) -> None:
+    """The bundle a rollback moves to must load and match its recorded digest, as promote's does:
+    the server would refuse anything else."""
+    from keel.errors import BundleError
+    from keel.exporting.bundle import load_bundle
+
+    target = registry.get(name, version)
+    digest = target.tags.get(BUNDLE_DIGEST_TAG)
+    try:
+        if not digest:
+            raise BundleError(f"{target.ref} has no exported bundle recorded in the registry.")
+        load_bundle(store.bundle_dir(name, version), digest)
+    except BundleError as exc:
+        raise RegistryError(
+            f"cannot roll back to {target.ref}: {exc.message}",
+            hint=f"The champion stays. Re-export it (`keel export {target.ref}`), then roll back again.",
+        ) from None
 
 
 TRAFFIC_ALIASES = ("canary", "shadow")
@@ -119,9 +142,7 @@ def set_traffic_alias(
     """Point ``canary`` or ``shadow`` at ``version`` (the server picks it up); recorded."""
     previous = registry.aliases(version.name).get(alias)
     change = AliasChange(version.name, f"set {alias}", version.version, previous)
-    registry.set_alias(version.name, alias, version.version)
-    _record(registry, change, reason)
-    sync_serving(registry, store, version.name)
+    _move(registry, store, change, alias, version.version, reason)
     return change
 
 
@@ -133,9 +154,7 @@ def remove_traffic_alias(
     if current is None:
         raise RegistryError(f"model '{name}' has no '{alias}' alias.", hint="`keel history` shows the alias changes.")
     change = AliasChange(name, f"remove {alias}", current, current)
-    registry.delete_alias(name, alias)
-    _record(registry, change, reason)
-    sync_serving(registry, store, name)
+    _move(registry, store, change, alias, None, reason)
     return change
 
 
@@ -189,19 +208,119 @@ def sync_serving(registry: MlflowRegistry, store: Store, name: str) -> dict[str,
 
 
 def _apply(registry: MlflowRegistry, store: Store, change: AliasChange, reason: str) -> None:
-    """Move the alias and record the event; if recording fails, the alias moves back."""
-    registry.set_alias(change.model, CHAMPION, change.version)
+    """Move the champion alias and record the event (see ``_move``)."""
+    _move(registry, store, change, CHAMPION, change.version, reason)
+
+
+def _move(
+    registry: MlflowRegistry, store: Store, change: AliasChange, alias: str, target: str | None, reason: str
+) -> None:
+    """Point ``alias`` at ``target`` (None: remove it) and record the decision, crash-consistently
+    (``keel.registry.moves``): the intent first, then the alias, the event, the serving file.
+    A failure rolls the alias back (the intent says so first, in case that fails too); a kill
+    leaves the intent for the next command to roll forward. Callers hold the model's lock."""
+    stamp, event = _event(change, reason)
+    previous = registry.aliases(change.model).get(alias)
+    intent = {
+        "model": change.model,
+        "alias": alias,
+        "target": target,
+        "previous": previous,
+        "stamp": stamp,
+        "event": event,
+        "change": change.to_dict(),
+    }
+    write_intent(store, change.model, intent)
+    fault_point("intent-written")
     try:
-        _record(registry, change, reason)
+        _point(registry, change.model, alias, target)
+        fault_point("alias-set")
+        _write_event(registry, change.model, change.version, stamp, event, change.to_dict())
+        fault_point("event-recorded")
     except BaseException:
-        if change.previous is not None:
-            registry.set_alias(change.model, CHAMPION, change.previous)
+        write_intent(store, change.model, intent | {"rollback": True})
+        with suppress(Exception):  # if this fails too, the intent asks the next command to restore it
+            _point(registry, change.model, alias, previous)
+            clear_intent(store, change.model)
         raise
     sync_serving(registry, store, change.model)
+    fault_point("serving-synced")
+    clear_intent(store, change.model)
+
+
+def publish_export(
+    registry: MlflowRegistry, store: Store, version: ModelVersion, staged: Path, final: Path, tags: dict[str, str]
+) -> None:
+    """Make an exported bundle current: its digest into the registry first, then the staged
+    directory published, then the serving file (when the model has aliases). A kill in between
+    is rolled forward by the next command on the model (``finish_move``). Callers hold the lock."""
+    intent = {
+        "op": "export",
+        "model": version.name,
+        "version": version.version,
+        "staged": str(staged),
+        "final": str(final),
+        "tags": tags,
+    }
+    write_intent(store, version.name, intent)
+    fault_point("export-intent-written")
+    _finish_export(registry, store, intent)
+    clear_intent(store, version.name)
+
+
+def _finish_export(registry: MlflowRegistry, store: Store, intent: dict[str, Any]) -> None:
+    from keel.store import publish_dir
+
+    model, version = intent["model"], str(intent["version"])
+    registry.set_version_tags(model, version, intent["tags"])
+    fault_point("export-tags-set")
+    staged = Path(intent["staged"])
+    if staged.is_dir():
+        publish_dir(staged, Path(intent["final"]))
+    fault_point("export-published")
+    if registry.aliases(model):
+        sync_serving(registry, store, model)
+
+
+def finish_move(registry: MlflowRegistry, store: Store, intent: dict[str, Any]) -> None:
+    """Complete (or, when it failed loudly, undo) the move an interrupted command recorded."""
+    if intent.get("op") == "export":
+        _finish_export(registry, store, intent)
+        return
+    model, alias = intent["model"], intent["alias"]
+    if intent.get("rollback"):
+        _point(registry, model, alias, intent.get("previous"))
+    else:
+        _point(registry, model, alias, intent.get("target"))
+        version = str(intent["change"]["version"])
+        key = f"{EVENT_PREFIX}{intent['stamp']}"
+        if key not in registry.get(model, version).tags:
+            _write_event(registry, model, version, int(intent["stamp"]), intent["event"], intent["change"])
+    sync_serving(registry, store, model)
+
+
+@contextmanager
+def changing(registry: MlflowRegistry, store: Store, name: str) -> Iterator[None]:
+    """Hold ``name``'s lock, first completing any move a killed command left behind."""
+    with model_lock(store, name):
+        recover(store, name, lambda intent: finish_move(registry, store, intent))
+        yield
+
+
+def _point(registry: MlflowRegistry, model: str, alias: str, version: str | None) -> None:
+    if version is not None:
+        registry.set_alias(model, alias, version)
+    elif alias in registry.aliases(model):
+        registry.delete_alias(model, alias)
 
 
 def _record(registry: MlflowRegistry, change: AliasChange, reason: str) -> None:
-    """The decision in full as an artifact of the version's run, then its event tag."""
+    """A decision that moves no alias (a refusal, a golden refresh), in full."""
+    stamp, event = _event(change, reason)
+    _write_event(registry, change.model, change.version, stamp, event, change.to_dict())
+
+
+def _event(change: AliasChange, reason: str) -> tuple[int, dict[str, Any]]:
     stamp = time.time_ns()
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp / 1e9))
     event = {
@@ -215,16 +334,25 @@ def _record(registry: MlflowRegistry, change: AliasChange, reason: str) -> None:
         "checks": [[c.name, c.passed] for c in change.checks],
         "decision": f"keel/decisions/{change.action.replace(' ', '-')}-{stamp}.json",
     }
-    version = registry.get(change.model, change.version)
+    return stamp, event
+
+
+def _write_event(
+    registry: MlflowRegistry, model: str, version: str, stamp: int, event: dict[str, Any], change: dict[str, Any]
+) -> None:
+    """The decision in full as an artifact of the version's run, then its event tag (the same
+    key when done again: idempotent)."""
+    found = registry.get(model, version)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{change.action.replace(' ', '-')}-{stamp}.json"
-        path.write_text(json.dumps(event | change.to_dict(), indent=2, default=str))
-        registry.log_artifacts(version.run_id, Path(tmp), "keel/decisions")
+        path = Path(tmp) / Path(event["decision"]).name
+        path.write_text(json.dumps(event | change, indent=2, default=str))
+        registry.log_artifacts(found.run_id, Path(tmp), "keel/decisions")
+    event = dict(event)
     text = json.dumps(event, default=str)
     if len(text) > TAG_LIMIT:  # the artifact keeps everything; the tag keeps what fits
         event["reason"], event["note"] = event["reason"][:100], event["note"][:100]
         text = json.dumps(event, default=str)
-    registry.set_version_tags(change.model, change.version, {f"{EVENT_PREFIX}{stamp}": text})
+    registry.set_version_tags(model, version, {f"{EVENT_PREFIX}{stamp}": text})
 
 
 def _user() -> str:
