@@ -72,7 +72,8 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20261124)
 
 
-TEST_BUDGET_SECONDS = 12  # counts from process start: imports, triage and model logging take about 8 s here, and
+TEST_BUDGET_SECONDS = 15  # counts from process start: imports, triage and model logging take 8 s quiet, more beside
+# another test (a 12 s budget left the CI run time for the baseline alone), and
 # promotion refuses a model no better than the baseline (which is all an 8 s budget left time for)
 # One thread per fit (train.threads): scripts/check runs two pytest-xdist workers on two cores,
 # and two workers fitting with two OpenMP threads each made the torch tests three times slower.

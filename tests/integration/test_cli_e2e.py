@@ -104,8 +104,8 @@ def test_train_export_promote_serve_rollback(project_dir: Path, start_server) ->
 
 def test_run_chains_the_stages_and_says_where_to_look(project_dir: Path) -> None:
     started = time.monotonic()
-    result = keel("run", cwd=project_dir, check=True, fresh=True)
-    assert "registered adult-income@1" in result.stdout
-    assert "champion is now adult-income@1" in result.stdout
+    result = keel("run", cwd=project_dir, check=True, fresh=True)  # exit 5 if the gate refused
+    assert "registered adult-income@1" in result.stdout, result.stdout
+    assert "champion is now adult-income@1" in result.stdout, result.stdout
     assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
     assert time.monotonic() - started < 120

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import copy_example, keel
+from conftest import TEST_BUDGET_SECONDS, copy_example, keel
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 def configure(project: Path, families: list[str], data: str = "adult_sample.parquet") -> None:
     config = yaml.safe_load((project / "keel.yaml").read_text())
     config |= {"data": data, "drop": [], "split_column": "split"}
-    config["train"] |= {"families": families, "budget_seconds": 10}
+    config["train"] |= {"families": families, "budget_seconds": TEST_BUDGET_SECONDS}
     config["evaluate"] = {"slices": ["relationship", "sex"]}
     config["guard"] = {"min_slice_size": 60, "max_slice_regression": 0.05}
     (project / "keel.yaml").write_text(yaml.safe_dump(config))

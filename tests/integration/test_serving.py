@@ -146,6 +146,26 @@ def test_canary_is_sticky_by_key_and_shadow_is_logged_but_never_answers(tmp_path
         time.sleep(1.0)
         answered = [client.post("/predict", json={"rows": [row]}).json() for row in rows[:10]]
         assert {a["version"] for a in answered} == {"1"}  # the shadow never answers
+        assert client.get("/health").json()["status"] == "ok"
+        log_dir = project / ".keel" / "predictions" / "adult-income"
+        log_dir.rename(log_dir.with_name("aside"))
+        log_dir.write_text("not a directory")  # every write of the log fails now
+        try:
+            for _ in range(40):
+                assert client.post("/predict", json={"rows": rows[:5]}).status_code == 200  # still answering
+                health = client.get("/health").json()
+                if health["status"] == "degraded":
+                    break
+                time.sleep(0.1)
+            assert health["status"] == "degraded" and health["prediction_log"]["errors"] >= 1, health
+            assert "keel_predlog_errors_total" in client.get("/metrics").text
+        finally:
+            log_dir.unlink()
+            log_dir.with_name("aside").rename(log_dir)
+        deadline = time.monotonic() + 15
+        while client.get("/health").json()["status"] != "ok" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.get("/health").json()["status"] == "ok"  # it resumed by itself
     wrong = keel("alias", "set", "champion", "2", cwd=project)
     assert wrong.returncode == 2 and "keel promote" in wrong.stderr
 

@@ -281,8 +281,10 @@ def run(
     budget: BudgetOption = None,
     hypothesis: HypothesisOption = "",
 ) -> None:
-    """Analyze, train, export and promote, for the project file."""
+    """Analyze, train, export and promote, for the project file. Exit 5 when the gate refused
+    the promotion (everything before it is kept, and the champion stays)."""
     from keel.api.run import run as run_all
+    from keel.errors import RegistryError
 
     project, result = _with_progress(run_all, ctx, data, budget, allow, reason, hypothesis, False)
     out = console()
@@ -294,6 +296,8 @@ def run(
     else:
         out.print(f"[yellow]not promoted:[/] {result.refused}")
     summary(project, result.trained.version.ref)
+    if result.promotion is None:
+        raise typer.Exit(RegistryError.exit_code)
 
 
 def _with_progress(

@@ -176,6 +176,8 @@ def create_app(state: ServingState) -> Any:
         # Python's default 5 ms: with the default, requests that ran during a flush waited up
         # to 5 ms at every GIL hand-off (p99 18 ms at concurrency 1).
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        state.log.on_error = state.metrics.log_errors.inc
+        state.log.on_drop = state.metrics.log_dropped.inc
         state.log.start()
         # Everything imported and loaded so far lives as long as the server: keep it out of the
         # garbage collector's full passes, which otherwise walk it all (p99 18 ms -> 2 ms).
@@ -267,7 +269,13 @@ def create_app(state: ServingState) -> Any:
 
     @app.get("/health")
     async def health() -> Response:
-        return reply({"status": "ok", "model": state.model, "version": state.version})
+        """ "ok", or "degraded" (still answering, still 200) while the prediction log cannot
+        write: predictions then go unmonitored, which an operator must hear about."""
+        log = state.log.status()
+        body = {"status": "ok" if log["ok"] else "degraded", "model": state.model, "version": state.version}
+        if not log["ok"]:
+            body["prediction_log"] = log
+        return reply(body)
 
     async def predict_body(body: bytes | None) -> Response:
         started = time.perf_counter()

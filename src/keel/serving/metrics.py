@@ -45,6 +45,14 @@ class ServingMetrics:
             registry=self.registry,
         )
         self.reloads = Counter("keel_reloads", "Bundle reloads by result", ["result"], registry=self.registry)
+        self.log_errors = Counter(
+            "keel_predlog_errors", "Prediction log flushes that failed (rows kept and retried)", registry=self.registry
+        )
+        self.log_dropped = Counter(
+            "keel_predlog_dropped_rows",
+            "Logged rows dropped, oldest first, while writes failed beyond the pending limit",
+            registry=self.registry,
+        )
         self.info = Gauge(
             "keel_model_info",
             "The served model version (1)",

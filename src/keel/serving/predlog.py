@@ -17,11 +17,13 @@ encodes Parquet without the GIL.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
     from keel.serving.predictor import Predictions, Predictor
 
 INITIAL_ROWS = 1024
+MAX_PENDING_ROWS = 1_000_000  # rows kept for retry while writes fail; beyond, the oldest are dropped
+MAX_BACKOFF = 30.0  # seconds between retries at most
+logger = logging.getLogger("keel.serving.predlog")
 FLUSH_SWITCH_SECONDS = 0.00005
 
 
@@ -82,9 +87,28 @@ class _Block:
 
 
 class PredictionLog:
-    def __init__(self, directory: Path, flush_seconds: float = 1.0) -> None:
+    """The log of one server (or one batch).
+
+    **Write errors** (a full disk, a read-only mount) do not stop it: rows of a failed flush
+    stay pending and are retried, with the retry interval doubling up to ``MAX_BACKOFF``
+    seconds, and the log resumes by itself when writes succeed again. Memory stays bounded:
+    beyond ``max_pending_rows`` rows waiting, the **oldest** pending rows are dropped (newer
+    rows are more use to the monitor) and counted. ``status()`` says whether it is healthy
+    (the server's /health turns "degraded"), and ``on_error`` / ``on_drop`` feed the
+    server's ``keel_predlog_errors_total`` and ``keel_predlog_dropped_rows_total``.
+    """
+
+    def __init__(self, directory: Path, flush_seconds: float = 1.0, max_pending_rows: int = MAX_PENDING_ROWS) -> None:
         self.directory = directory
         self.flush_seconds = flush_seconds
+        self.max_pending_rows = max_pending_rows
+        self.on_error: Callable[[], None] | None = None
+        self.on_drop: Callable[[int], None] | None = None
+        self.errors = 0
+        self.dropped_rows = 0
+        self.last_error: str | None = None
+        self.failing_since: float | None = None
+        self._pending: list[_Block] = []
         self._blocks: dict[tuple[tuple[str, ...], tuple[str, ...]], _Block] = {}
         self._capacity: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
         self._lock = threading.Lock()
@@ -112,33 +136,89 @@ class PredictionLog:
                 block = self._blocks[key] = _Block(columns, tags, self._capacity.get(key, INITIAL_ROWS))
             block.add(columns, tags, stamp)
 
+    def status(self) -> dict[str, object]:
+        """Whether the last flush succeeded, and the error and drop counts."""
+        return {
+            "ok": self.failing_since is None,
+            "errors": self.errors,
+            "dropped_rows": self.dropped_rows,
+            "pending_rows": sum(b.size for b in self._pending),
+            "last_error": self.last_error,
+            "failing_for_seconds": None if self.failing_since is None else time.monotonic() - self.failing_since,
+        }
+
     def flush(self) -> list[Path]:
-        """Write everything logged so far; returns the segments written."""
+        """Write everything logged so far; returns the segments written. A failed write raises
+        OSError, and its rows and every later one stay pending for the next flush."""
         with self._lock:
             blocks, self._blocks = self._blocks, {}
             for key, block in blocks.items():  # the next interval starts at this one's size
                 self._capacity[key] = block.capacity
         with self._write_lock:
-            # While this thread works, the event loop waits for the GIL at each hand-off: make
-            # those waits short for the few milliseconds of a flush, and leave the usual
-            # interval for the rest of the time. With _warm_up: single-row p99 at
-            # concurrency 1 went from 0.65 to 0.25 ms (bench/serve.py), as without a log.
-            interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(interval, FLUSH_SWITCH_SECONDS))
-            try:
-                return [self._write(block) for block in blocks.values() if block.size]
-            finally:
-                sys.setswitchinterval(interval)
+            queue = [*self._pending, *(b for b in blocks.values() if b.size)]
+            self._pending = []
+            written: list[Path] = []
+            for i, block in enumerate(queue):
+                try:
+                    written += self._write_all([block])
+                except OSError as exc:
+                    self._pending = queue[i:]
+                    self._failed(exc)
+                    raise
+            if self.failing_since is not None:
+                logger.warning("prediction log: writing again after %d error(s)", self.errors)
+            self.failing_since, self.last_error = None, None
+            return written
+
+    def _failed(self, exc: OSError) -> None:
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+            logger.error("prediction log: cannot write to %s (%s); rows are kept and retried", self.directory, exc)
+        if self.on_error is not None:
+            self.on_error()
+        dropped = 0
+        while self._pending and sum(b.size for b in self._pending) > self.max_pending_rows:
+            dropped += self._pending.pop(0).size  # the oldest first
+        if dropped:
+            self.dropped_rows += dropped
+            logger.error(
+                "prediction log: dropped the %d oldest unwritten rows (over %d pending)", dropped, self.max_pending_rows
+            )
+            if self.on_drop is not None:
+                self.on_drop(dropped)
+
+    def _write_all(self, blocks: list[_Block]) -> list[Path]:
+        # While this thread works, the event loop waits for the GIL at each hand-off: make
+        # those waits short for the few milliseconds of a flush, and leave the usual
+        # interval for the rest of the time. With _warm_up: single-row p99 at
+        # concurrency 1 went from 0.65 to 0.25 ms (bench/serve.py), as without a log.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, FLUSH_SWITCH_SECONDS))
+        try:
+            return [self._write(block) for block in blocks if block.size]
+        finally:
+            sys.setswitchinterval(interval)
 
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self.flush()
+        try:
+            self.flush()
+        except OSError:
+            lost = sum(b.size for b in self._pending)
+            logger.error("prediction log: %d rows could not be written before shutdown (%s)", lost, self.last_error)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.flush_seconds):
-            self.flush()
+        delay = self.flush_seconds
+        while not self._stop.wait(delay):
+            try:
+                self.flush()
+                delay = self.flush_seconds
+            except OSError:
+                delay = min(MAX_BACKOFF, max(2 * delay, self.flush_seconds))
 
     def _write(self, block: _Block) -> Path:
         import pyarrow.parquet as pq
@@ -146,8 +226,13 @@ class PredictionLog:
         self._sequence += 1
         final = self.directory / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{self._sequence:06d}.parquet"
         tmp = final.with_name(f".{final.name}.tmp")
-        pq.write_table(block.table(), tmp)
-        os.replace(tmp, final)
+        try:
+            pq.write_table(block.table(), tmp)
+            os.replace(tmp, final)
+        except OSError:
+            with suppress(OSError):  # a half-written segment would hold the space it lacked
+                tmp.unlink(missing_ok=True)
+            raise
         return final
 
 
