@@ -216,3 +216,47 @@ def test_kill_9_loses_at_most_the_last_flush_interval(tmp_path: Path, start_serv
     assert len(older) >= 30 and set(older) <= logged
     assert len(log) == 3 * len(logged)  # no request half-written
     assert not list((project / ".keel" / "predictions" / "adult-income").glob(".*.tmp"))
+
+
+def test_a_refused_swap_is_reported_and_retried_until_it_loads(tmp_path: Path) -> None:
+    """The aliases point at a bundle that fails verification: the server keeps serving what it
+    has, says so on /health, and loads the new one by itself once its files are whole again."""
+    from starlette.testclient import TestClient
+
+    import keel as keel_api
+    from keel.store import Store, read_serving_aliases, write_serving_aliases
+
+    project = copy_example(tmp_path / "refused")
+    config = yaml.safe_load((project / "keel.yaml").read_text())
+    config["train"]["families"] = ["linear"]
+    config["serving"] |= {"reload_poll_seconds": 0.1}
+    (project / "keel.yaml").write_text(yaml.safe_dump(config))
+    for seed in (1, 2):
+        config["seed"] = seed
+        (project / "keel.yaml").write_text(yaml.safe_dump(config))
+        keel("train", cwd=project, check=True)
+        keel("export", cwd=project, check=True)
+    keel("promote", "1", "--force", "--reason", "setup", cwd=project, check=True)
+    keel("promote", "2", "--force", "--reason", "setup", cwd=project, check=True)
+    keel("rollback", cwd=project, check=True)
+    store = Store(project / ".keel")
+    served = read_serving_aliases(store, "adult-income")
+    model = store.bundle_dir("adult-income", "2") / "model.onnx"
+    original = model.read_bytes()
+    with TestClient(keel_api.build_app(keel_api.load_project(project))) as client:
+        assert client.get("/health").json() == {"status": "ok", "model": "adult-income", "version": "1"}
+        model.write_bytes(original[:-10])  # version 2's graph truncated on disk
+        write_serving_aliases(store, "adult-income", served.aliases | {"champion": "2"}, served.digests)
+        deadline = time.monotonic() + 10
+        while client.get("/health").json()["status"] == "ok" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        health = client.get("/health").json()
+        assert health["status"] == "degraded" and health["version"] == "1", health
+        assert "does not match" in health["swap_refused"]["reason"] and health["swap_refused"]["serving"] == "1"
+        row = first_rows(project, 1)
+        assert client.post("/predict", json={"rows": row}).json()["version"] == "1"  # still answering
+        model.write_bytes(original)  # repaired; the aliases file is not touched again
+        deadline = time.monotonic() + 20
+        while client.get("/health").json()["version"] != "2" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.get("/health").json() == {"status": "ok", "model": "adult-income", "version": "2"}

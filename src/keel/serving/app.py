@@ -64,6 +64,7 @@ logger = logging.getLogger("keel.serving")
 
 CHAMPION, CANARY, SHADOW = "champion", "canary", "shadow"
 GIL_SWITCH_SECONDS = 0.0002
+RETRY_MAX_SECONDS = 60.0  # a refused swap is tried again after 1, 2, 4, ... s, at most this apart
 
 
 @dataclass
@@ -91,6 +92,7 @@ class ServingState:
     canary_share: float = 0.1
     canary_key: str | None = None
     id_column: str | None = None  # a request field logged as keel_id (not a model input)
+    refused: dict[str, Any] | None = None  # the last swap the aliases asked for and the bundle failed
 
     def route(self, key: Any) -> tuple[Predictor, str]:
         """The predictor that answers this request: the canary for its share, else the champion."""
@@ -136,8 +138,24 @@ def create_app(state: ServingState) -> Any:
                 bundles = {a: await asyncio.to_thread(state.source.load, a) for a in (CHAMPION, CANARY, SHADOW)}
             except KeelError as exc:
                 state.metrics.reloads.labels("failed").inc()
-                logger.error("reload refused, still serving %s@%s: %s", state.model, state.version, exc)
+                attempts = 1 + (state.refused or {}).get("attempts", 0)
+                delay = min(RETRY_MAX_SECONDS, 2.0 ** (attempts - 1))
+                state.refused = {
+                    "reason": str(exc),
+                    "serving": state.version,
+                    "attempts": attempts,
+                    "retry_at": time.monotonic() + delay,
+                }
+                logger.error(
+                    "reload refused, still serving %s@%s (retry %d in %.0f s): %s",
+                    state.model,
+                    state.version,
+                    attempts,
+                    delay,
+                    exc,
+                )
                 return {"reloaded": False, "reason": str(exc), "version": state.version}
+            state.refused = None
             previous = state.version
             swapped = []
             champion = bundles[CHAMPION]
@@ -165,8 +183,9 @@ def create_app(state: ServingState) -> Any:
         while True:
             await asyncio.sleep(state.source.poll_seconds)
             try:
-                if await asyncio.to_thread(state.source.stamp) != stamp["seen"]:
-                    await reload()
+                retry = state.refused is not None and time.monotonic() >= state.refused["retry_at"]
+                if retry or await asyncio.to_thread(state.source.stamp) != stamp["seen"]:
+                    await reload()  # a refused swap is tried again, backing off, until it loads
             except Exception:  # a watcher that dies would silently stop hot swaps
                 logger.exception("checking the serving alias failed; will retry")
 
@@ -272,9 +291,12 @@ def create_app(state: ServingState) -> Any:
         """ "ok", or "degraded" (still answering, still 200) while the prediction log cannot
         write: predictions then go unmonitored, which an operator must hear about."""
         log = state.log.status()
-        body = {"status": "ok" if log["ok"] else "degraded", "model": state.model, "version": state.version}
+        healthy = log["ok"] and state.refused is None
+        body = {"status": "ok" if healthy else "degraded", "model": state.model, "version": state.version}
         if not log["ok"]:
             body["prediction_log"] = log
+        if state.refused is not None:  # the registry asks for a bundle this server cannot verify
+            body["swap_refused"] = {k: v for k, v in state.refused.items() if k != "retry_at"}
         return reply(body)
 
     async def predict_body(body: bytes | None) -> Response:
