@@ -36,6 +36,7 @@ from keel.errors import RegistryError
 from keel.store import Store, atomic_write_json, read_json
 
 LOCK_SECONDS = 120.0
+_LOCKS: dict[str, Any] = {}
 FAULT_ENV = "KEEL_FAULT_AT"
 
 
@@ -60,9 +61,9 @@ def model_lock(store: Store, name: str, timeout: float = LOCK_SECONDS) -> Iterat
 
     path = lock_file(store, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path), timeout=timeout)
+    lock = _LOCKS.setdefault(str(path), FileLock(str(path)))  # one object per file: re-entrant
     try:
-        lock.acquire()
+        lock.acquire(timeout=timeout)
     except Timeout:
         raise RegistryError(
             f"another keel command has been changing model '{name}' for over {timeout:g} s (lock {path}).",
