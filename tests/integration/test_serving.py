@@ -252,7 +252,7 @@ def test_a_refused_swap_is_reported_and_retried_until_it_loads(tmp_path: Path) -
             time.sleep(0.1)
         health = client.get("/health").json()
         assert health["status"] == "degraded" and health["version"] == "1", health
-        assert "does not match" in health["swap_refused"]["reason"] and health["swap_refused"]["serving"] == "1"
+        assert "tampered or truncated" in health["swap_refused"]["reason"] and health["swap_refused"]["serving"] == "1"
         row = first_rows(project, 1)
         assert client.post("/predict", json={"rows": row}).json()["version"] == "1"  # still answering
         model.write_bytes(original)  # repaired; the aliases file is not touched again
