@@ -140,6 +140,10 @@ class ServingConfig(_Section):
     canary_key: str | None = None  # a column: requests with the same value always go the same way
     id_column: str | None = None  # a request field logged as keel_id, so labels that arrive later join
     latency_budget_ms: float = Field(10.0, gt=0.0)  # single-row p50 at export; the promotion gate checks it
+    header_timeout_seconds: float = Field(10.0, gt=0.0, le=600)  # a request's headers must arrive within this
+    body_timeout_seconds: float = Field(30.0, gt=0.0, le=3600)  # ... and its body (408 beyond)
+    keep_alive_seconds: float = Field(5.0, gt=0.0, le=600)  # an idle keep-alive connection is closed after this
+    max_connections: int = Field(1000, ge=1)  # open connections and requests at once; beyond, 503
 
 
 class EvaluateConfig(_Section):

@@ -208,3 +208,42 @@ def test_predict_streams_three_million_rows_in_bounded_memory(champion: Path, tm
     assert {"prediction", "model_version"} <= set(pa.schema(meta.schema.to_arrow_schema()).names)
     assert big < 1.25 * small, f"peak RSS {big / 2**20:.0f} MB for 3M rows vs {small / 2**20:.0f} MB for 1M"
     assert big < 700 * 2**20, f"peak RSS {big / 2**20:.0f} MB"
+
+
+def test_slow_clients_are_cut_off_and_others_are_answered(champion: Path, tmp_path: Path, start_server) -> None:
+    """A client trickling its headers is disconnected after serving.header_timeout_seconds; one
+    trickling its body gets a 408 after serving.body_timeout_seconds; meanwhile others are
+    answered at once."""
+    import shutil
+    import socket
+
+    project = tmp_path / "slow"
+    shutil.copytree(champion, project)
+    config = yaml.safe_load((project / "keel.yaml").read_text())
+    config["serving"] |= {"header_timeout_seconds": 1.0, "body_timeout_seconds": 1.0}
+    (project / "keel.yaml").write_text(yaml.safe_dump(config))
+    server = start_server(project)
+
+    def connect() -> socket.socket:
+        conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        return conn
+
+    headers = connect()
+    headers.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and nothing more
+    body = connect()
+    body.sendall(
+        b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n" + b'{"rows": ['
+    )
+    started = time.monotonic()
+    reply = httpx.post(f"{server.url}/predict", json={"rows": rows(project, 1)}, timeout=5)
+    assert reply.status_code == 200 and time.monotonic() - started < 1.0  # not held up by them
+    assert headers.recv(1024) == b""  # closed by the server
+    assert 0.8 < time.monotonic() - started < 5
+    answer = b""
+    while chunk := body.recv(4096):  # the server closes after its 408
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408") and b"not received within 1 s" in answer, answer
+    headers.close()
+    body.close()
+    assert httpx.get(f"{server.url}/health", timeout=5).json()["status"] == "ok"

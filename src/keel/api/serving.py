@@ -66,6 +66,7 @@ def build_app(project: Project, alias: str = "champion", bundle: Bundle | None =
         canary_share=settings.canary_share,
         canary_key=settings.canary_key,
         id_column=settings.id_column,
+        body_timeout=settings.body_timeout_seconds,
     )
     return create_app(state)
 
@@ -132,8 +133,10 @@ def serve(
     if on_ready is not None:
         on_ready(f"http://{host}:{port}", bundle)
     if workers == 1:
+        from keel.serving.protocol import server_options
+
         app = build_app(project, bundle=bundle, follow=bundle_dir is None)
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, **server_options(settings))
         return
     spec = {"project": str(project.root), "bundle": str(bundle_dir) if bundle_dir else None, "host": host, "port": port}
     with tempfile.TemporaryDirectory(prefix="keel-metrics-") as metrics_dir:
@@ -235,7 +238,10 @@ def worker_main() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # the kernel balances connections
     sock.bind((spec["host"], spec["port"]))
     sock.listen(2048)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    from keel.serving.protocol import server_options
+
+    options = server_options(project.config.serving)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, **options))
     server.run(sockets=[sock])
 
 

@@ -93,6 +93,7 @@ class ServingState:
     canary_key: str | None = None
     id_column: str | None = None  # a request field logged as keel_id (not a model input)
     refused: dict[str, Any] | None = None  # the last swap the aliases asked for and the bundle failed
+    body_timeout: float = 30.0  # seconds for a request body to arrive (408 beyond)
 
     def route(self, key: Any) -> tuple[Predictor, str]:
         """The predictor that answers this request: the canary for its share, else the champion."""
@@ -403,7 +404,7 @@ def create_app(state: ServingState) -> Any:
         logger.exception("internal error")
         return reply({"error": f"internal error ({type(exc).__name__}); see the server log"}, 500)
 
-    return _FastRoutes(app, predict_body, infer_body, state.max_request_bytes)
+    return _FastRoutes(app, predict_body, infer_body, state.max_request_bytes, state.body_timeout)
 
 
 class _FastRoutes:
@@ -412,8 +413,9 @@ class _FastRoutes:
 
     INFER_PREFIX, INFER_SUFFIX = "/v2/models/", "/infer"
 
-    def __init__(self, app: FastAPI, predict: Any, infer: Any, max_bytes: int) -> None:
+    def __init__(self, app: FastAPI, predict: Any, infer: Any, max_bytes: int, body_timeout: float = 30.0) -> None:
         self.app, self.predict, self.infer, self.max_bytes = app, predict, infer, max_bytes
+        self.body_timeout = body_timeout
 
     def __getattr__(self, name: str) -> Any:  # routes, openapi(), state, ... of the FastAPI app
         return getattr(self.app, name)
@@ -430,7 +432,16 @@ class _FastRoutes:
                     call = functools.partial(self.infer, name)
             if call is not None:
                 try:
-                    response = await call(await self._body(scope, receive))
+                    async with asyncio.timeout(self.body_timeout):
+                        body = await self._body(scope, receive)
+                except TimeoutError:  # a client trickling its body does not hold the server
+                    payload = {"error": f"request body not received within {self.body_timeout:g} s"}
+                    late = Response(orjson.dumps(payload), 408, media_type="application/json")
+                    late.headers["connection"] = "close"
+                    await late(scope, receive, send)
+                    return
+                try:
+                    response = await call(body)
                 except Exception as exc:
                     logger.exception("internal error")
                     payload = {"error": f"internal error ({type(exc).__name__}); see the server log"}
