@@ -91,12 +91,15 @@ def export(project: Project, ref: str | None = None, *, on_step: Step | None = N
     step = on_step or (lambda _message: None)
     registry, version = resolve(project, ref)
     store = Store(project.store_path).ensure()
+    import pyarrow.parquet as pq
+
     step(f"loading {version.ref}")
     pipeline = registry.load_pipeline(version)
     with tempfile.TemporaryDirectory() as tmp:
         files = registry.download(version.run_id, "keel", Path(tmp))
         schema, meta, profile, holdout, labels = _run_files(files, project.config.export.parity_rows)
         sample = reference_sample(files / "holdout.parquet", schema, project.config.monitor.domain_rows)
+        held_out = pq.read_table(files / "holdout.parquet")  # read once: the reference performance scores it
     classification = meta["plan"]["task"] != "regression"
     step("converting the pipeline to ONNX")
     settings = project.config.export
@@ -122,18 +125,16 @@ def export(project: Project, ref: str | None = None, *, on_step: Step | None = N
     importance = output_sensitivity(model, schema, holdout, classification, seed=project.config.seed, feeder=feeder)
     estimates = reference_estimates(model, schema, holdout, meta["plan"]["task"], feeder=feeder)
     step("measuring the reference performance the monitor judges decay against")
-    with tempfile.TemporaryDirectory() as tmp:
-        files = registry.download(version.run_id, "keel/holdout.parquet", Path(tmp))
-        measured = reference_performance(
-            model,
-            schema,
-            files,
-            meta,
-            rows=settings.parity_rows if is_transformer(pipeline) else PERFORMANCE_ROWS,
-            feeder=feeder,
-            resamples=project.config.guard.resamples,
-            seed=project.config.seed,
-        )
+    measured = reference_performance(
+        model,
+        schema,
+        held_out,
+        meta,
+        rows=settings.parity_rows if is_transformer(pipeline) else PERFORMANCE_ROWS,
+        feeder=feeder,
+        resamples=project.config.guard.resamples,
+        seed=project.config.seed,
+    )
     documents = {
         "schema.json": schema.to_dict(),
         "metadata.json": _metadata(version, meta)

@@ -138,7 +138,7 @@ def notify(url: str, result: DriftReport, report_path: Path) -> str | None:
         "version": result.version,
         "rows": result.rows,
         "report": str(report_path),
-        "false_alarm_rate": min(result.alert_alpha * result.tests, 1.0),
+        "false_alarm_rate": result.false_alarm_rate,
         "alerts": [
             {
                 "start": w.start,

@@ -136,12 +136,7 @@ def _print(report: Any, path: Any) -> None:
         out.print(f"  {w.start} .. {w.end}: {w.rows:,} rows, moved: {flagged}{pred}{mark}")
     if report.tests:
         out.print(
-            f"alerts: a run where nothing changed alerts with probability at most {settings_rate(report):.0%}: "
+            f"alerts: a run where nothing changed alerts with probability at most {report.false_alarm_rate:.0%}: "
             f"{report.tests} tests, each alerting below p {report.alert_alpha:.2g}"
         )
     out.print(f"report: {path.with_suffix('.html')} (JSON: {path.name})")
-
-
-def settings_rate(report: Any) -> float:
-    """The family-wise false-alarm rate the report's per-test share came from."""
-    return min(report.alert_alpha * report.tests, 1.0)

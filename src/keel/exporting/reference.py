@@ -49,7 +49,7 @@ ESTIMATE_WINDOWS = 10  # consecutive held-out windows the label-free estimates a
 def reference_performance(
     model: bytes,
     schema: InputSchema,
-    holdout: Path,
+    holdout: Any,
     meta: dict[str, Any],
     *,
     rows: int = PERFORMANCE_ROWS,
@@ -58,16 +58,14 @@ def reference_performance(
     seed: int = 0,
 ) -> dict[str, Any]:
     """What the monitor judges decay against: each watched metric (keel.evaluation.watched) of
-    the exported graph on up to ``rows`` hold-out rows with its bootstrap standard error (the
+    the exported graph on up to ``rows`` hold-out rows (``holdout``: the run's hold-out table) with its bootstrap standard error (the
     reference is an estimate too), and how far the label-free estimates were from the measured
     metrics on ``ESTIMATE_WINDOWS`` consecutive held-out windows."""
-    import pyarrow.parquet as pq
-
     from keel.evaluation.watched import estimate_error, watched_bootstrap
     from keel.schema import NUMERIC
 
     task, metric, threshold = meta["plan"]["task"], meta["plan"]["metric"], meta.get("threshold")
-    table = pq.read_table(holdout).slice(0, rows)
+    table = holdout.slice(0, rows)
     if "keel_target" not in table.column_names or table.num_rows < 30:
         return {}
     arrays = {}

@@ -134,6 +134,11 @@ class DriftReport:
     alert_alpha: float = 0.0  # each test's share of monitor.false_alarm_rate
 
     @property
+    def false_alarm_rate(self) -> float:
+        """The chance that this run alerts when nothing changed (at most ``monitor.false_alarm_rate``)."""
+        return min(self.alert_alpha * self.tests, 1.0)
+
+    @property
     def moved(self) -> list[ColumnDrift]:
         return [c for c in self.columns if c.status != "ok"]
 

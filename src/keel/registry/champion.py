@@ -220,7 +220,7 @@ def _move(
     A failure rolls the alias back (the intent says so first, in case that fails too); a kill
     leaves the intent for the next command to roll forward. Callers hold the model's lock."""
     stamp, event = _event(change, reason)
-    previous = registry.aliases(change.model).get(alias)
+    previous = change.previous  # what the alias pointed at, read by the caller under the lock
     intent = {
         "model": change.model,
         "alias": alias,
