@@ -148,11 +148,13 @@ def test_a_model_no_better_than_a_constant_never_becomes_champion(tmp_path: Path
     assert "beats the baseline" in refused.stderr and "no better than a constant" in refused.stderr
     assert "Champion stays adult-income@none" in refused.stderr
     assert not (project / ".keel" / "golden").exists()  # a refused version sets no yardstick
+    chained = keel("run", cwd=project)  # the same through `keel run`: refused, and it says so by its exit
+    assert chained.returncode == 5 and "not promoted" in chained.stdout, chained.stdout + chained.stderr
     bare = keel("promote", useless, "--force", cwd=project)
     assert bare.returncode == 5 and "--force needs --reason" in bare.stderr
     forced = keel("promote", useless, "--force", "--reason", "drill: known useless", cwd=project, check=True)
     assert f"champion is now {useless}" in forced.stdout
     events = json.loads(keel("history", "--json", cwd=project, check=True).stdout)
-    assert [e["action"] for e in events] == ["refused", "promote"]
-    assert events[1]["reason"] == "drill: known useless" and "forced past 1 failed check" in events[1]["note"]
-    assert ["beats the baseline", False] in events[1]["checks"]
+    assert [e["action"] for e in events] == ["refused", "refused", "promote"]
+    assert events[2]["reason"] == "drill: known useless" and "forced past 1 failed check" in events[2]["note"]
+    assert ["beats the baseline", False] in events[2]["checks"]
