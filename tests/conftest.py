@@ -207,11 +207,11 @@ class Server:
     """A real ``keel serve`` process on a free loopback port, started with ``-X importtime``
     so the test can read which modules the serving process loaded."""
 
-    def __init__(self, cwd: Path, log: Path, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, cwd: Path, log: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = cli_environment()
+        env = cli_environment() | (env or {})
         with log.open("w") as handle:
             self.process = subprocess.Popen(
                 [sys.executable, "-X", "importtime", "-m", "keel", "serve", "--port", str(self.port), *args],

@@ -144,6 +144,9 @@ class ServingConfig(_Section):
     body_timeout_seconds: float = Field(30.0, gt=0.0, le=3600)  # ... and its body (408 beyond)
     keep_alive_seconds: float = Field(5.0, gt=0.0, le=600)  # an idle keep-alive connection is closed after this
     max_connections: int = Field(1000, ge=1)  # open connections and requests at once; beyond, 503
+    # The kill switch (`keel alias set disabled V`, POST /admin/disable): a disabled champion's
+    # requests go to the champion before it ("previous"), or get 503 ("unavailable").
+    on_disabled: Literal["previous", "unavailable"] = "previous"
 
 
 class EvaluateConfig(_Section):
@@ -211,6 +214,30 @@ class RetrainConfig(_Section):
     budget_seconds: float | None = Field(None, gt=0, le=7 * 24 * 3600)  # None: train.budget_seconds
 
 
+class RolloutConfig(_Section):
+    """``keel rollout``: the default plan, how often its checks look, and their limits (see
+    keel.monitoring.online and docs/serving.md).
+
+    ``false_rollback_rate``: the chance that a rollout of a model no worse than the champion is
+    rolled back, split over every check of every planned look. ``min_requests``: a step's
+    challenger and champion must each have answered this many requests before its checks
+    count, and before it may advance. ``server``: the URL whose /metrics the controller
+    reads (None: http://serving.host:serving.port). ``webhook``: a URL that gets a JSON POST
+    at every step change."""
+
+    plan: str = "shadow:10m,canary:5%:10m,canary:25%:10m,full"
+    interval_seconds: float = Field(30.0, gt=0.0, le=3600)
+    false_rollback_rate: float = Field(0.05, gt=0.0, lt=1.0)
+    min_requests: int = Field(100, ge=1)
+    max_disagreement: float = Field(0.2, gt=0.0, lt=1.0)  # shadow: share of rows labelled differently
+    max_score_delta: float = Field(0.5, gt=0.0)  # shadow, regression: mean |difference| in training sds
+    max_score_shift: float = Field(
+        0.25, gt=0.0
+    )  # the challenger's mean score vs training, beyond the champion's, in sds
+    server: str | None = None
+    webhook: str | None = None
+
+
 class EngineConfig(_Section):
     """Where search trials, batch scoring and serving replicas run: ``local`` (this process) or
     ``ray`` (a Ray cluster at ``address``, or a Ray instance started here when it is None).
@@ -246,6 +273,7 @@ class ProjectConfig(_Section):
     guard: GuardConfig = GuardConfig()
     monitor: MonitorConfig = MonitorConfig()
     retrain: RetrainConfig = RetrainConfig()
+    rollout: RolloutConfig = RolloutConfig()
     engine: EngineConfig = EngineConfig()
 
 

@@ -50,6 +50,14 @@ class Store:
     def serving_file(self, model: str) -> Path:
         return self.root / "serving" / f"{model}.json"
 
+    def kill_file(self, model: str) -> Path:
+        """Versions the server's admin kill switch disabled (``POST /admin/disable``)."""
+        return self.root / "serving" / "kill" / f"{model}.json"
+
+    def rollout_file(self, model: str) -> Path:
+        """The model's rollout: its plan, step and evidence (keel.registry.rollout)."""
+        return self.root / "rollouts" / f"{model}.json"
+
     def predictions_dir(self, model: str) -> Path:
         return self.root / "predictions" / model
 
@@ -140,6 +148,9 @@ class ServingAliases:
     model: str
     aliases: dict[str, str]
     digests: dict[str, str]
+    canary_share: float | None = None  # set by a rollout step; None: serving.canary_share
+    disabled: tuple[str, ...] = ()  # versions the kill switch took out of traffic
+    fallback: str | None = None  # the champion before a disabled one (its digest is in ``digests``)
 
     def resolve(self, alias: str) -> tuple[str, str | None]:
         """(version, expected bundle digest) of ``alias``."""
@@ -152,9 +163,29 @@ class ServingAliases:
         return version, self.digests.get(version)
 
 
-def write_serving_aliases(store: Store, model: str, aliases: dict[str, str], digests: dict[str, str]) -> Path:
-    """Record which version each alias ('champion', ...) points at."""
-    payload = {"model": model, "aliases": dict(sorted(aliases.items())), "digests": dict(sorted(digests.items()))}
+def write_serving_aliases(
+    store: Store,
+    model: str,
+    aliases: dict[str, str],
+    digests: dict[str, str],
+    *,
+    canary_share: float | None = None,
+    disabled: tuple[str, ...] = (),
+    fallback: str | None = None,
+) -> Path:
+    """Record which version each alias ('champion', ...) points at, the canary's share of the
+    traffic when a rollout sets it, and the versions the kill switch disabled."""
+    payload: dict[str, Any] = {
+        "model": model,
+        "aliases": dict(sorted(aliases.items())),
+        "digests": dict(sorted(digests.items())),
+    }
+    if canary_share is not None:
+        payload["canary_share"] = canary_share
+    if disabled:
+        payload["disabled"] = sorted(disabled)
+    if fallback is not None:
+        payload["fallback"] = fallback
     return atomic_write_json(store.serving_file(model), payload)
 
 
@@ -169,9 +200,13 @@ def read_serving_aliases(store: Store, model: str) -> ServingAliases:
         payload = read_json(file)
         aliases = {str(k): str(v) for k, v in payload["aliases"].items()}
         digests = {str(k): str(v) for k, v in payload.get("digests", {}).items()}
+        share = payload.get("canary_share")
+        share = None if share is None else float(share)
+        disabled = tuple(str(v) for v in payload.get("disabled", ()))
+        fallback = None if payload.get("fallback") is None else str(payload["fallback"])
     except (ValueError, KeyError, TypeError, AttributeError):
         raise RegistryError(f"{file} is corrupt.", hint="Rewrite it with `keel promote` or `keel rollback`.") from None
-    return ServingAliases(model, aliases, digests)
+    return ServingAliases(model, aliases, digests, share, disabled, fallback)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

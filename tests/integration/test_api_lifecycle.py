@@ -218,9 +218,9 @@ def test_metrics_admin_token_and_size_limit(lifecycle: dict, monkeypatch: pytest
         client.post("/predict", json={"rows": rows(root, 4)})
         client.post("/predict", json={"rows": [{"age": 1}]})
         text = client.get("/metrics").text
-        assert 'keel_requests_total{endpoint="predict",version="1"}' in text
+        assert 'keel_requests_total{endpoint="predict",route="champion",version="1"}' in text
         assert 'keel_rows_total{version="1"} 4.0' in text
-        assert 'keel_errors_total{endpoint="predict",status="422",version="1"} 1.0' in text
+        assert 'keel_errors_total{endpoint="predict",route="champion",status="422",version="1"} 1.0' in text
         assert "keel_request_seconds_bucket" in text and "keel_prediction_score_bucket" in text
         assert client.post("/admin/reload").status_code == 403  # no token configured: admin is off
     monkeypatch.setenv("KEEL_ADMIN_TOKEN", "s3cret")

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from keel.api.monitor import _join_labels
+from keel.api.monitor import join_labels
 from keel.api.retrain import _cooldown, _in_golden
 from keel.errors import MonitorError
 from keel.monitoring.performance import LOG_TRUTH
@@ -54,13 +54,13 @@ def log_with_ids(ids: list[str | None]) -> pa.Table:
 
 def test_labels_join_by_id_and_leave_unlabelled_rows_null() -> None:
     truth = pa.table({"id": ["a", "c"], LOG_TRUTH: [1, 0]})
-    joined = _join_labels(log_with_ids(["a", "b", "c", None, "a"]), truth, "row_id")
+    joined = join_labels(log_with_ids(["a", "b", "c", None, "a"]), truth, "row_id")
     assert joined[LOG_TRUTH].to_pylist() == [1, None, 0, None, 1]
 
 
 def test_labels_that_cannot_join_say_why() -> None:
     truth = pa.table({"id": ["x"], LOG_TRUTH: [1]})
     with pytest.raises(MonitorError, match="none of the 1 labels"):
-        _join_labels(log_with_ids(["a", "b"]), truth, "row_id")
+        join_labels(log_with_ids(["a", "b"]), truth, "row_id")
     with pytest.raises(MonitorError, match="no ids"):
-        _join_labels(pa.table({"keel_score": [0.5]}), truth, "row_id")
+        join_labels(pa.table({"keel_score": [0.5]}), truth, "row_id")

@@ -35,12 +35,15 @@ from keel.exporting.transformer import is_transformer
 from keel.registry.champion import (
     BUNDLE_DIGEST_TAG,
     CHAMPION,
+    DISABLED,
     TRAFFIC_ALIASES,
     AliasChange,
     changing,
     publish_export,
+    record_event,
     remove_traffic_alias,
     set_traffic_alias,
+    sync_serving,
 )
 from keel.registry.champion import history as champion_history
 from keel.registry.champion import promote as promote_version
@@ -53,7 +56,7 @@ from keel.registry.golden import with_labels
 from keel.registry.mlflow_registry import MlflowRegistry, ModelVersion
 from keel.registry.refs import parse_ref
 from keel.schema import NUMERIC, InputSchema
-from keel.store import Store
+from keel.store import Store, read_json
 
 Step = Callable[[str], None]
 BASELINE_TAG = "keel.baseline_check"  # written by keel.api.train
@@ -213,6 +216,30 @@ def _promote(
     current = registry.aliases(version.name).get(CHAMPION)
     if current == version.version:
         raise RegistryError(f"{version.ref} is already the champion.", hint="Nothing to do.")
+    checks, note = gate_checks(
+        project, registry, store, version, challenger, current, recent, golden_candidate, golden_source
+    )
+    deciding = (force and bool(reason.strip())) or all(c.passed for c in checks)
+    if current is None and deciding and not registry.model_tags(version.name).get(GOLDEN_DIGEST_TAG):
+        _freeze_golden(registry, store, version)  # only a version that becomes champion sets the yardstick
+    return promote_version(
+        registry, store, version, checks, force=force, reason=reason, note=note, refusal_hint=refusal_hint
+    )
+
+
+def gate_checks(
+    project: Project,
+    registry: MlflowRegistry,
+    store: Store,
+    version: ModelVersion,
+    challenger: Bundle,
+    current: str | None,
+    recent: bool = False,
+    golden_candidate: Any = None,
+    golden_source: str = "",
+) -> tuple[list[Check], str]:
+    """The offline gate's checks of ``version`` against the champion ``current`` (see
+    ``promote``), and the note the decision records. Callers hold the model's lock."""
     guard = project.config.guard
     checks = [
         _baseline_gate(project, registry, version, challenger),
@@ -277,12 +304,7 @@ def _promote(
                 note = (
                     f"golden set refreshed to {refreshed[:12]} ({len(frame):,} newest labelled rows; was {digest[:12]})"
                 )
-    deciding = (force and bool(reason.strip())) or all(c.passed for c in checks)
-    if current is None and deciding and not registry.model_tags(version.name).get(GOLDEN_DIGEST_TAG):
-        _freeze_golden(registry, store, version)  # only a version that becomes champion sets the yardstick
-    return promote_version(
-        registry, store, version, checks, force=force, reason=reason, note=note, refusal_hint=refusal_hint
-    )
+    return checks, note
 
 
 def set_alias(project: Project, alias: str, ref: str | None = None, *, reason: str = "") -> AliasChange:
@@ -301,20 +323,31 @@ def set_alias(project: Project, alias: str, ref: str | None = None, *, reason: s
 
 
 def remove_alias(project: Project, alias: str, name: str | None = None, *, reason: str = "") -> AliasChange:
-    """Remove the ``canary`` or ``shadow`` alias: its traffic stops at the server's next check."""
+    """Remove the ``canary`` or ``shadow`` alias: its traffic stops at the server's next check.
+    Removing ``disabled`` turns the kill switch off: the alias and the server's admin kill file."""
     _check_traffic_alias(alias)
     registry = MlflowRegistry(project.tracking_uri)
     model = name or project.name
     registry.get(model)
     store = Store(project.store_path).ensure()
     with changing(registry, store, model):
+        killed = store.kill_file(model)
+        if alias == DISABLED and killed.is_file():
+            versions = [str(v) for v in (read_json(killed).get("versions") or [])]
+            killed.unlink()
+            if DISABLED not in registry.aliases(model) and versions:
+                change = record_event(
+                    registry, registry.get(model, versions[-1]), "remove disabled", "admin kill switch cleared", {}
+                )
+                sync_serving(registry, store, model)
+                return change
         return remove_traffic_alias(registry, store, model, alias, reason)
 
 
 def _check_traffic_alias(alias: str) -> None:
     if alias not in TRAFFIC_ALIASES:
         raise ConfigError(
-            f"alias '{alias}' cannot be set here: only {' and '.join(TRAFFIC_ALIASES)}.",
+            f"alias '{alias}' cannot be set here: only {', '.join(TRAFFIC_ALIASES)}.",
             hint="The champion moves only through `keel promote` (the gate) and `keel rollback`.",
         )
 

@@ -49,7 +49,7 @@ def monitor(
     step = _window(window)
     store = Store(project.store_path)
     bundle = load_alias(store, project.name, alias)
-    truth = _read_labels(project, labels) if labels is not None else None
+    truth = read_labels(project, labels) if labels is not None else None
     table = read_log(store.predictions_dir(project.name), bundle.version)
     if table is not None:
         table = _between(table, start, end)
@@ -63,7 +63,7 @@ def monitor(
             hint="Send more traffic to the server, widen --since/--until, or lower monitor.min_rows in keel.yaml.",
         )
     if truth is not None:
-        table = _join_labels(table, truth, project.config.serving.id_column or "")
+        table = join_labels(table, truth, project.config.serving.id_column or "")
     profile = load_profile(bundle.profile)
     importance = bundle.metadata.get("importance")  # bundles exported before it was measured: None
     reference = _reference(bundle)
@@ -81,7 +81,7 @@ def monitor(
         settings.prediction_sigmas,
         min(alert_alpha, settings.alpha),
     )
-    target = _target(project, bundle, limits.alert_alpha)
+    target = target_of(project, bundle, limits.alert_alpha)
     domain = DomainLimits(
         settings.domain_auc_drift,
         settings.domain_auc_alert,
@@ -189,7 +189,7 @@ def _strong_shift(drift: DriftReport, domain: Any) -> str:
     return ""
 
 
-def _target(project: Project, bundle: Any, alert_alpha: float) -> Target:
+def target_of(project: Project, bundle: Any, alert_alpha: float) -> Target:
     meta = bundle.metadata
     from keel.planning.rules import LOWER_IS_BETTER
 
@@ -220,7 +220,7 @@ def _reference(bundle: Any) -> Any:
     return None if file is None else pq.read_table(file)
 
 
-def _read_labels(project: Project, path: Path | str) -> Any:
+def read_labels(project: Project, path: Path | str) -> Any:
     """The labels file as a table of (id, target), checked: the id column configured and
     present, the target present, every id once."""
     import pyarrow as pa
@@ -255,7 +255,7 @@ def _read_labels(project: Project, path: Path | str) -> Any:
     return table
 
 
-def _join_labels(table: Any, truth: Any, id_column: str) -> Any:
+def join_labels(table: Any, truth: Any, id_column: str) -> Any:
     """The log with a keel_truth column: each row's label by its logged id, null where none came."""
     import pyarrow as pa
     import pyarrow.compute as pc

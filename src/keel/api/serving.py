@@ -45,6 +45,7 @@ def build_app(project: Project, alias: str = "champion", bundle: Bundle | None =
     started on a fixed bundle directory (``keel serve --bundle``).
     """
     from keel.serving.app import ServingState, Source, create_app
+    from keel.serving.metrics import ServingMetrics
     from keel.serving.predlog import PredictionLog
 
     store = Store(project.store_path)
@@ -52,9 +53,10 @@ def build_app(project: Project, alias: str = "champion", bundle: Bundle | None =
     bundle = bundle or load_alias(store, project.name, alias)
     log = PredictionLog(store.predictions_dir(bundle.model), settings.log_flush_seconds)
     source = Source(
-        stamp=lambda: _stamp(store.serving_file(project.name)),
-        load=lambda name: _load_route(store, project.name, alias if name == "champion" else name),
+        stamp=lambda: hash((_stamp(store.serving_file(project.name)), _stamp(store.kill_file(project.name)))),
+        read=lambda: _routing(store, project.name, alias, settings.on_disabled == "previous"),
         poll_seconds=settings.reload_poll_seconds,
+        disable=lambda version: _kill(store, project.name, version),
     )
     state = ServingState(
         Predictor(bundle),
@@ -67,17 +69,63 @@ def build_app(project: Project, alias: str = "champion", bundle: Bundle | None =
         canary_key=settings.canary_key,
         id_column=settings.id_column,
         body_timeout=settings.body_timeout_seconds,
+        metrics=ServingMetrics(settings.latency_budget_ms / 1000),
     )
     return create_app(state)
 
 
-def _load_route(store: Store, model: str, alias: str) -> Bundle | None:
-    """The verified bundle of ``alias``; None for a canary or shadow alias that is not set."""
+def _routing(store: Store, model: str, alias: str, fall_back: bool) -> Any:
+    """What the serving file asks for now, each bundle verified: ``alias`` answers (the
+    champion before it when the kill switch disabled it and ``fall_back``; else nothing, and
+    requests get 503), canary and shadow beside it unless disabled, at the rollout's share."""
+    from keel.serving.app import Routing
+
     aliases = read_serving_aliases(store, model)
-    if alias not in aliases.aliases and alias in ("canary", "shadow"):
-        return None
+    disabled = set(aliases.disabled) | set(_killed(store, model))
     version, digest = aliases.resolve(alias)
-    return load_bundle(store.bundle_dir(model, version), digest)
+    unavailable = ""
+    if version in disabled:
+        fallback = aliases.fallback if fall_back and aliases.fallback not in disabled else None
+        if fallback is None:
+            why = "no earlier champion to fall back to" if fall_back else "serving.on_disabled is 'unavailable'"
+            unavailable = (
+                f"{model}@{version} is disabled by the kill switch ({why}); "
+                f"re-enable it with `keel alias remove disabled {model}`"
+            )
+        else:
+            version, digest = fallback, aliases.digests.get(fallback)
+    bundles: dict[str, Bundle | None] = {
+        "champion": None if unavailable else load_bundle(store.bundle_dir(model, version), digest)
+    }
+    for route in ("canary", "shadow"):
+        target = aliases.aliases.get(route)
+        if target is not None and target not in disabled:
+            bundles[route] = load_bundle(store.bundle_dir(model, target), aliases.digests.get(target))
+    return Routing(bundles, aliases.canary_share, unavailable)
+
+
+def _killed(store: Store, model: str) -> list[str]:
+    """The versions the admin kill switch disabled (``POST /admin/disable``)."""
+    from keel.store import read_json
+
+    file = store.kill_file(model)
+    try:
+        payload = read_json(file) if file.is_file() else {}
+        return [str(v) for v in payload.get("versions", [])]
+    except (ValueError, AttributeError):
+        logger.error("%s is corrupt; ignoring it (delete it to clear the kill switch)", file)
+        return []
+
+
+def _kill(store: Store, model: str, version: str | None) -> None:
+    """Disable ``version`` on every server of the model (None: clear); atomic, so each worker
+    reads the whole file."""
+    from keel.store import atomic_write_json
+
+    versions = [] if version is None else sorted({*_killed(store, model), version})
+    atomic_write_json(
+        store.kill_file(model), {"versions": versions, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    )
 
 
 def _stamp(file: Path) -> int:

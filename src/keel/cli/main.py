@@ -59,9 +59,9 @@ def _root(
 
 
 def _register() -> None:
-    from keel.cli import data, models, monitoring, runs, serving
+    from keel.cli import data, models, monitoring, rollout, runs, serving
 
-    for module in (data, models, runs, serving, monitoring):
+    for module in (data, models, runs, serving, rollout, monitoring):
         module.register(app)
 
 

@@ -24,7 +24,9 @@ AddressOption = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    aliases = typer.Typer(help="Canary and shadow traffic: point an alias at an exported version, or remove it.")
+    aliases = typer.Typer(
+        help="Canary and shadow traffic, and the kill switch (disabled): point an alias at an exported version, or remove it."
+    )
     aliases.command("set")(alias_set)
     aliases.command("remove")(alias_remove)
     app.add_typer(aliases, name="alias")
@@ -248,11 +250,12 @@ def history(
 
 def alias_set(
     ctx: typer.Context,
-    alias: Annotated[str, typer.Argument(help="canary or shadow.")],
+    alias: Annotated[str, typer.Argument(help="canary, shadow or disabled.")],
     ref: RefArgument = None,
     reason: ReasonOption = "",
 ) -> None:
-    """Send canary traffic to a version, or shadow every request with it (the server follows)."""
+    """Send canary traffic to a version, shadow every request with it, or disable it at once (the
+    kill switch: a disabled champion's requests go to the champion before it). The server follows."""
     from keel.api.models import set_alias
 
     change = set_alias(project_of(ctx), alias, ref, reason=reason)
@@ -262,11 +265,11 @@ def alias_set(
 
 def alias_remove(
     ctx: typer.Context,
-    alias: Annotated[str, typer.Argument(help="canary or shadow.")],
+    alias: Annotated[str, typer.Argument(help="canary, shadow or disabled.")],
     name: Annotated[str | None, typer.Argument(help="Model name (default: the project's).")] = None,
     reason: ReasonOption = "",
 ) -> None:
-    """Stop canary or shadow traffic."""
+    """Stop canary or shadow traffic, or turn the kill switch off."""
     from keel.api.models import remove_alias
 
     change = remove_alias(project_of(ctx), alias, name, reason=reason)

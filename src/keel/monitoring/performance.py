@@ -159,7 +159,7 @@ def performance(target: Target, table: Any, interval: bool = True, shifted: str 
     out = replace(out, labelled=int(known.sum()), metric=metric, reference=target.reference_of(metric)[0])
     if out.labelled < MIN_LABELLED:
         return out
-    y, predicted = _outcomes(target, table, truth, known, score)
+    y, predicted = outcomes(target, table, truth, known, score)
     if not interval:
         from keel.evaluation.metrics import metric_value
 
@@ -232,7 +232,7 @@ def _watched(target: Target, y: np.ndarray, predicted: np.ndarray) -> list[Watch
     return out
 
 
-def _outcomes(
+def outcomes(
     target: Target, table: Any, truth: Any, known: np.ndarray, score: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The labelled rows' truth and what the metric takes: class indices and [1 - p, p]

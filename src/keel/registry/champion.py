@@ -28,6 +28,9 @@ from keel.registry.moves import clear_intent, fault_point, model_lock, recover, 
 from keel.store import Store, write_serving_aliases
 
 CHAMPION = "champion"
+CANARY = "canary"
+DISABLED = "disabled"  # the kill switch: this version gets no traffic (see sync_serving)
+CANARY_SHARE_TAG = "keel.canary_share"  # a model tag: the canary's share while a rollout runs
 BUNDLE_DIGEST_TAG = "keel.bundle_sha256"
 EVENT_PREFIX = "keel.event."
 TAG_LIMIT = 4900  # MLflow tag values hold 5,000 characters
@@ -133,7 +136,7 @@ def _verified(registry: MlflowRegistry, store: Store, name: str, version: str) -
         ) from None
 
 
-TRAFFIC_ALIASES = ("canary", "shadow")
+TRAFFIC_ALIASES = ("canary", "shadow", DISABLED)
 
 
 def set_traffic_alias(
@@ -196,14 +199,31 @@ def champion_stack(events: list[dict[str, Any]]) -> list[str]:
 
 
 def sync_serving(registry: MlflowRegistry, store: Store, name: str) -> dict[str, str]:
-    """Rewrite the store's serving file from the registry's aliases."""
+    """Rewrite the store's serving file from the registry: the aliases, each aliased version's
+    bundle digest, the canary's traffic share a rollout step set (model tag ``keel.canary_share``)
+    and the kill switch (the ``disabled`` alias), with the champion before the current one as the
+    fallback while the current one is disabled."""
     aliases = registry.aliases(name)
+    disabled = aliases.get(DISABLED)
+    # The champion before the current one: what the server answers with while the kill switch
+    # (this alias, or its admin call) has the current one disabled.
+    earlier = [v for v in champion_stack(history(registry, name))[:-1] if v not in (disabled, aliases.get(CHAMPION))]
+    fallback = earlier[-1] if earlier else None
     digests = {}
-    for version in set(aliases.values()):
+    for version in set(aliases.values()) | ({fallback} if fallback else set()):
         digest = registry.get(name, version).tags.get(BUNDLE_DIGEST_TAG)
         if digest:
             digests[version] = digest
-    write_serving_aliases(store, name, aliases, digests)
+    share = registry.model_tags(name).get(CANARY_SHARE_TAG)
+    write_serving_aliases(
+        store,
+        name,
+        aliases,
+        digests,
+        canary_share=float(share) if share not in (None, "") and CANARY in aliases else None,
+        disabled=(disabled,) if disabled else (),
+        fallback=fallback,
+    )
     return aliases
 
 
@@ -248,6 +268,48 @@ def _move(
     clear_intent(store, change.model)
 
 
+def move_routes(
+    registry: MlflowRegistry,
+    store: Store,
+    change: AliasChange,
+    targets: dict[str, str | None],
+    share: float | None,
+    reason: str = "",
+) -> None:
+    """A rollout step in one recorded move: point each traffic alias in ``targets`` (None
+    removes it), set the canary's traffic share (None: clear it), record one event, rewrite the
+    serving file. Intent first, as ``_move``; every step idempotent, so a kill anywhere is
+    rolled forward by the next command on the model. Callers hold the model's lock."""
+    stamp, event = _event(change, reason)
+    intent = {
+        "op": "routes",
+        "model": change.model,
+        "targets": targets,
+        "share": share,
+        "stamp": stamp,
+        "event": event,
+        "change": change.to_dict(),
+    }
+    write_intent(store, change.model, intent)
+    fault_point("routes-intent-written")
+    _finish_routes(registry, store, intent)
+    clear_intent(store, change.model)
+
+
+def _finish_routes(registry: MlflowRegistry, store: Store, intent: dict[str, Any]) -> None:
+    model = intent["model"]
+    share = intent.get("share")
+    registry.set_model_tags(model, {CANARY_SHARE_TAG: "" if share is None else repr(float(share))})
+    for alias, target in intent["targets"].items():
+        _point(registry, model, alias, target)
+    fault_point("routes-set")
+    version = str(intent["change"]["version"])
+    if f"{EVENT_PREFIX}{intent['stamp']}" not in registry.get(model, version).tags:
+        _write_event(registry, model, version, int(intent["stamp"]), intent["event"], intent["change"])
+    fault_point("routes-recorded")
+    sync_serving(registry, store, model)
+
+
 def publish_export(
     registry: MlflowRegistry, store: Store, version: ModelVersion, staged: Path, final: Path, tags: dict[str, str]
 ) -> None:
@@ -286,6 +348,9 @@ def finish_move(registry: MlflowRegistry, store: Store, intent: dict[str, Any]) 
     """Complete (or, when it failed loudly, undo) the move an interrupted command recorded."""
     if intent.get("op") == "export":
         _finish_export(registry, store, intent)
+        return
+    if intent.get("op") == "routes":
+        _finish_routes(registry, store, intent)
         return
     model, alias = intent["model"], intent["alias"]
     if intent.get("rollback"):

@@ -67,14 +67,25 @@ GIL_SWITCH_SECONDS = 0.0002
 RETRY_MAX_SECONDS = 60.0  # a refused swap is tried again after 1, 2, 4, ... s, at most this apart
 
 
+@dataclass(frozen=True)
+class Routing:
+    """What the registry asks this server to serve now (``Source.read``)."""
+
+    bundles: dict[str, Bundle | None]  # champion, canary, shadow: verified bundles (None: not set)
+    canary_share: float | None = None  # a rollout step's share; None: serving.canary_share
+    unavailable: str = ""  # why nothing may answer (the champion disabled, nothing to fall back to)
+
+
 @dataclass
 class Source:
-    """Where the served bundles come from: a change stamp of the alias file, and a loader of
-    the bundle an alias points at now (verified; None when the alias is not set)."""
+    """Where the served bundles come from: a change stamp of the alias file, the routing it
+    asks for (bundles verified), and the kill switch's writer (``disable(version)``; None
+    clears it), which every worker then reads back."""
 
     stamp: Callable[[], int]
-    load: Callable[[str], Bundle | None]
+    read: Callable[[], Routing]
     poll_seconds: float = 1.0
+    disable: Callable[[str | None], None] | None = None
 
 
 @dataclass
@@ -94,6 +105,7 @@ class ServingState:
     id_column: str | None = None  # a request field logged as keel_id (not a model input)
     refused: dict[str, Any] | None = None  # the last swap the aliases asked for and the bundle failed
     body_timeout: float = 30.0  # seconds for a request body to arrive (408 beyond)
+    unavailable: str = ""  # the kill switch left nothing to serve: requests get 503 with this
 
     def route(self, key: Any) -> tuple[Predictor, str]:
         """The predictor that answers this request: the canary for its share, else the champion."""
@@ -120,6 +132,7 @@ def create_app(state: ServingState) -> Any:
     request). Both paths run the same handlers below.
     """
     stamp = {"seen": state.source.stamp() if state.source else 0}
+    configured_share = state.canary_share
     ids = itertools.count(1)
     prefix = f"{os.getpid():x}{os.urandom(6).hex()}-"
 
@@ -136,7 +149,7 @@ def create_app(state: ServingState) -> Any:
         async with lock:
             stamp["seen"] = await asyncio.to_thread(state.source.stamp)
             try:
-                bundles = {a: await asyncio.to_thread(state.source.load, a) for a in (CHAMPION, CANARY, SHADOW)}
+                routing = await asyncio.to_thread(state.source.read)
             except KeelError as exc:
                 state.metrics.reloads.labels("failed").inc()
                 attempts = 1 + (state.refused or {}).get("attempts", 0)
@@ -159,12 +172,17 @@ def create_app(state: ServingState) -> Any:
             state.refused = None
             previous = state.version
             swapped = []
-            champion = bundles[CHAMPION]
+            bundles = routing.bundles
+            state.canary_share = configured_share if routing.canary_share is None else routing.canary_share
+            if routing.unavailable != state.unavailable:
+                state.unavailable = routing.unavailable
+                swapped.append("unavailable" if routing.unavailable else "available")
+            champion = bundles.get(CHAMPION)
             if champion is not None and (force or champion.digest != state.predictor.bundle.digest):
                 state.predictor = await asyncio.to_thread(Predictor, champion)
                 swapped.append(CHAMPION)
             for alias in (CANARY, SHADOW):
-                bundle, current = bundles[alias], state.routes.get(alias)
+                bundle, current = bundles.get(alias), state.routes.get(alias)
                 if bundle is None and current is not None:
                     state.routes = {k: v for k, v in state.routes.items() if k != alias}
                     swapped.append(alias)
@@ -173,11 +191,24 @@ def create_app(state: ServingState) -> Any:
                     swapped.append(alias)
             routes = {alias: p.bundle.version for alias, p in state.routes.items()}
             if not swapped:
-                return {"reloaded": False, "reason": "already serving them", "version": state.version, "routes": routes}
+                return {
+                    "reloaded": False,
+                    "reason": "already serving them",
+                    "version": state.version,
+                    "routes": routes,
+                    "canary_share": state.canary_share,
+                }
             state.metrics.serving(state.model, state.version)
             state.metrics.reloads.labels("swapped").inc()
             logger.warning("now serving %s@%s (was %s), routes %s", state.model, state.version, previous, routes)
-            return {"reloaded": True, "version": state.version, "previous": previous, "routes": routes}
+            return {
+                "reloaded": True,
+                "version": state.version,
+                "previous": previous,
+                "routes": routes,
+                "canary_share": state.canary_share,
+                "unavailable": state.unavailable,
+            }
 
     async def watch() -> None:
         assert state.source is not None
@@ -249,7 +280,7 @@ def create_app(state: ServingState) -> Any:
         outputs = predictor.predict(arrays)
         request_id = next_id()
         state.log.append(*log_entry(predictor, arrays, outputs, request_id, route, ids))
-        state.metrics.observe(endpoint, predictor.bundle.version, time.perf_counter() - started, outputs.score)
+        state.metrics.observe(endpoint, predictor.bundle.version, time.perf_counter() - started, outputs.score, route)
         return outputs, request_id
 
     def shadow_task(rows: Any, columns: Any, request_id: str, ids: np.ndarray | None) -> BackgroundTask | None:
@@ -259,41 +290,76 @@ def create_app(state: ServingState) -> Any:
             return None
 
         def run() -> None:
+            started = time.perf_counter()
             try:
                 schema = shadow.schema
                 arrays = schema.rows_to_arrays(rows) if rows is not None else schema.columns_to_arrays(columns)
                 outputs = shadow.predict(arrays)
                 state.log.append(*log_entry(shadow, arrays, outputs, request_id, SHADOW, ids))
-                state.metrics.observe("shadow", shadow.bundle.version, 0.0, outputs.score)
+                state.metrics.observe(
+                    "shadow", shadow.bundle.version, time.perf_counter() - started, outputs.score, SHADOW
+                )
+            except SchemaError:  # the request the shadow cannot take: a failed request, had it answered
+                state.metrics.errors.labels("shadow", shadow.bundle.version, "422", SHADOW).inc()
             except Exception as exc:  # the shadow must never hurt the answer
-                state.metrics.errors.labels("shadow", shadow.bundle.version, type(exc).__name__).inc()
+                state.metrics.errors.labels("shadow", shadow.bundle.version, type(exc).__name__, SHADOW).inc()
 
         return BackgroundTask(run)
 
     def validated(
-        endpoint: str, predictor: Predictor, rows: int, convert: Callable[[], dict[str, np.ndarray]]
+        endpoint: str, predictor: Predictor, rows: int, convert: Callable[[], dict[str, np.ndarray]], route: str
     ) -> tuple[dict[str, np.ndarray], Response | None]:
         """Canonical arrays, or the 413/422 answer that refuses the request."""
         version = predictor.bundle.version
         if rows > state.max_batch_rows:
             problem = f"{rows} rows exceed the limit of {state.max_batch_rows} per request"
-            return {}, failed(endpoint, version, 413, {"error": problem})
+            return {}, failed(endpoint, version, 413, {"error": problem}, route)
         try:
             return convert(), None
         except SchemaError as exc:
-            return {}, failed(endpoint, version, 422, {"error": str(exc), "problems": exc.problems})
+            return {}, failed(endpoint, version, 422, {"error": str(exc), "problems": exc.problems}, route)
 
-    def failed(endpoint: str, version: str, status: int, payload: dict[str, Any]) -> Response:
-        state.metrics.errors.labels(endpoint, version, str(status)).inc()
+    def failed(endpoint: str, version: str, status: int, payload: dict[str, Any], route: str = CHAMPION) -> Response:
+        """A refused or failed request, counted against the route that would have answered it
+        (a rollout compares the canary's failures with the champion's)."""
+        state.metrics.errors.labels(endpoint, version, str(status), route).inc()
         return reply(payload, status)
+
+    def scored(
+        endpoint: str,
+        predictor: Predictor,
+        arrays: dict[str, np.ndarray],
+        started: float,
+        route: str,
+        ids: np.ndarray | None,
+    ) -> tuple[Predictions, str] | Response:
+        """``score``, or the 500 that a model failing at run time answers (counted on its route)."""
+        try:
+            return score(predictor, arrays, endpoint, started, route, ids)
+        except Exception as exc:
+            logger.exception("%s@%s failed to score a request", predictor.bundle.model, predictor.bundle.version)
+            problem = f"internal error ({type(exc).__name__}); see the server log"
+            return failed(endpoint, predictor.bundle.version, 500, {"error": problem}, route)
+
+    def disabled(endpoint: str) -> Response:
+        payload = {"error": state.unavailable, "model": state.model}
+        response = failed(endpoint, state.version, 503, payload)
+        response.headers["retry-after"] = "30"
+        return response
 
     @app.get("/health")
     async def health() -> Response:
         """ "ok", or "degraded" (still answering, still 200) while the prediction log cannot
         write: predictions then go unmonitored, which an operator must hear about."""
         log = state.log.status()
-        healthy = log["ok"] and state.refused is None
+        healthy = log["ok"] and state.refused is None and not state.unavailable
         body = {"status": "ok" if healthy else "degraded", "model": state.model, "version": state.version}
+        if state.unavailable:
+            body["unavailable"] = state.unavailable
+        if state.routes:
+            body["routes"] = {alias: p.bundle.version for alias, p in state.routes.items()}
+            if CANARY in state.routes:
+                body["canary_share"] = state.canary_share
         if not log["ok"]:
             body["prediction_log"] = log
         if state.refused is not None:  # the registry asks for a bundle this server cannot verify
@@ -307,16 +373,23 @@ def create_app(state: ServingState) -> Any:
         first = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
         predictor, route = state.route(first.get(state.canary_key) if state.canary_key else None)
         version = predictor.bundle.version  # one model for the whole request, even across a swap
+        if state.unavailable and route == CHAMPION:
+            return disabled("predict")
         if error is not None:
-            return failed("predict", version, *error)
+            return failed("predict", version, *error, route)
         if not isinstance(rows, list):
             problem = 'the body must be a JSON object {"rows": [{column: value, ...}, ...]}'
-            return failed("predict", version, 422, {"error": problem})
-        arrays, refused = validated("predict", predictor, len(rows), lambda: predictor.schema.rows_to_arrays(rows))
+            return failed("predict", version, 422, {"error": problem}, route)
+        arrays, refused = validated(
+            "predict", predictor, len(rows), lambda: predictor.schema.rows_to_arrays(rows), route
+        )
         if refused is not None:
             return refused
         ids = _ids([row.get(state.id_column) for row in rows]) if state.id_column else None
-        outputs, request_id = score(predictor, arrays, "predict", started, route, ids)
+        result = scored("predict", predictor, arrays, started, route, ids)
+        if isinstance(result, Response):
+            return result
+        outputs, request_id = result
         body = {
             "model": predictor.bundle.model,
             "version": version,
@@ -362,16 +435,23 @@ def create_app(state: ServingState) -> Any:
         predictor, route = state.route(key[0] if isinstance(key, list) and key else None)
         version = predictor.bundle.version
         if name != predictor.bundle.model:
-            return failed("infer", version, 404, {"error": _unknown_model(name, predictor.bundle.model)})
+            return failed("infer", version, 404, {"error": _unknown_model(name, predictor.bundle.model)}, route)
+        if state.unavailable and route == CHAMPION:
+            return disabled("infer")
         if error is not None:
-            return failed("infer", version, *error)
+            return failed("infer", version, *error, route)
         rows = len(next(iter(columns.values()))) if columns else 0
-        arrays, refused = validated("infer", predictor, rows, lambda: predictor.schema.columns_to_arrays(columns))
+        arrays, refused = validated(
+            "infer", predictor, rows, lambda: predictor.schema.columns_to_arrays(columns), route
+        )
         if refused is not None:
             return refused
         given = columns.get(state.id_column) if state.id_column else None
         ids = _ids(given) if isinstance(given, list) and len(given) == rows else None
-        outputs, logged_id = score(predictor, arrays, "infer", started, route, ids)
+        result = scored("infer", predictor, arrays, started, route, ids)
+        if isinstance(result, Response):
+            return result
+        outputs, logged_id = result
         body = {
             "model_name": predictor.bundle.model,
             "model_version": version,
@@ -398,6 +478,29 @@ def create_app(state: ServingState) -> Any:
         if denied is not None:
             return reply({"error": denied[1]}, denied[0])
         return reply(await reload(force=True))
+
+    @app.post("/admin/disable")
+    async def admin_disable(request: Request) -> Response:
+        """The kill switch: ``{"version": "V"}`` takes V out of traffic on every worker (the
+        champion's requests go to the champion before it, or get 503 per
+        ``serving.on_disabled``); ``{"version": null}`` clears it."""
+        denied = _check_token(state.admin_token, request.headers.get("authorization", ""))
+        if denied is not None:
+            return reply({"error": denied[1]}, denied[0])
+        if state.source is None or state.source.disable is None:
+            return reply({"error": "this server was started on a fixed bundle: nothing to fall back to"}, 409)
+        payload, error = parse(await read_body(request))
+        if error is not None:
+            return reply(error[1], error[0])
+        version = payload.get("version") if isinstance(payload, dict) else None
+        if (
+            not isinstance(payload, dict)
+            or "version" not in payload
+            or not (version is None or isinstance(version, str | int))
+        ):
+            return reply({"error": 'the body must be {"version": "V"} (or {"version": null} to clear)'}, 422)
+        await asyncio.to_thread(state.source.disable, None if version is None else str(version))
+        return reply(await reload())
 
     @app.exception_handler(Exception)
     async def internal_error(_request: Request, exc: Exception) -> Response:

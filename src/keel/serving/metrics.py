@@ -1,4 +1,6 @@
-"""Prometheus metrics of one server: requests, errors, latency and predictions per version.
+"""Prometheus metrics of one server: requests, errors, latency and predictions per version
+and per route (champion, canary, shadow: a rollout compares the canary's with the champion's
+over the same window, see keel.monitoring.online).
 
 Each app gets its own registry, so several apps in one process (tests) do not collide.
 Under ``keel serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set), each worker writes its
@@ -18,23 +20,33 @@ LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
 
+def latency_buckets(budget_seconds: float | None = None) -> tuple[float, ...]:
+    """The latency histogram's bounds, with the latency budget as one of them: how many requests
+    took longer than the budget is then exact, not interpolated."""
+    bounds = set(LATENCY_BUCKETS) | ({round(budget_seconds, 6)} if budget_seconds else set())
+    return tuple(sorted(bounds))
+
+
 class ServingMetrics:
-    def __init__(self) -> None:
+    def __init__(self, latency_budget_seconds: float | None = None) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "keel_requests", "Answered prediction requests", ["endpoint", "version"], registry=self.registry
+            "keel_requests", "Answered prediction requests", ["endpoint", "version", "route"], registry=self.registry
         )
         self.rows = Counter("keel_rows", "Scored rows", ["version"], registry=self.registry)
         self.errors = Counter(
-            "keel_errors", "Refused or failed requests", ["endpoint", "version", "status"], registry=self.registry
+            "keel_errors",
+            "Refused or failed requests",
+            ["endpoint", "version", "status", "route"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "keel_request_seconds",
-            "Time from request to response body (validation, model, log hand-off)",
-            ["endpoint", "version"],
-            buckets=LATENCY_BUCKETS,
+            "Time from request to response body (validation, model, log hand-off); the shadow's own scoring",
+            ["endpoint", "version", "route"],
+            buckets=latency_buckets(latency_budget_seconds),
             registry=self.registry,
         )
         self.scores = Histogram(
@@ -61,7 +73,7 @@ class ServingMetrics:
             multiprocess_mode="livemax",
         )
         self._served: tuple[str, str] | None = None
-        self._children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
+        self._children: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}
 
     def serving(self, model: str, version: str) -> None:
         if self._served is not None:
@@ -69,13 +81,13 @@ class ServingMetrics:
         self.info.labels(model, version).set(1)
         self._served = (model, version)
 
-    def observe(self, endpoint: str, version: str, seconds: float, scores: np.ndarray) -> None:
-        children = self._children.get((endpoint, version))
+    def observe(self, endpoint: str, version: str, seconds: float, scores: np.ndarray, route: str = "champion") -> None:
+        children = self._children.get((endpoint, version, route))
         if children is None:
-            children = self._children[(endpoint, version)] = (
-                self.requests.labels(endpoint, version),
+            children = self._children[(endpoint, version, route)] = (
+                self.requests.labels(endpoint, version, route),
                 self.rows.labels(version),
-                self.latency.labels(endpoint, version),
+                self.latency.labels(endpoint, version, route),
                 self.scores.labels(version),
             )
         requests, rows, latency, histogram = children
