@@ -88,7 +88,12 @@ def _load(url: str, frame: pd.DataFrame, target: str, stop: threading.Event, cou
     rng = random.Random(threading.get_ident())
     with httpx.Client(timeout=10) as client:
         while not stop.is_set():
-            reply = client.post(f"{url}/predict", json={"rows": [rows[rng.randrange(len(rows))]]})
+            try:
+                reply = client.post(f"{url}/predict", json={"rows": [rows[rng.randrange(len(rows))]]})
+            except httpx.HTTPError:
+                if stop.is_set():  # the server is going down at the end
+                    return
+                raise
             counts[reply.status_code] += 1
 
 

@@ -137,3 +137,38 @@ def test_rollback_refuses_a_bundle_that_does_not_verify(project: Path) -> None:
         assert "Re-export it" in refused.stderr and agree(project) == "3"
     finally:
         model.write_bytes(original)
+
+
+ROUTE_STEPS = ("routes-intent-written", "routes-set", "routes-recorded")
+
+
+def routes_agree(root: Path) -> dict[str, str]:
+    """After `keel history`: the registry's aliases are the serving file's, no intent is left."""
+    import mlflow
+
+    keel("history", cwd=root, check=True)
+    client = mlflow.MlflowClient(f"sqlite:///{root / '.keel' / 'mlflow.db'}")
+    aliases = {k: str(v) for k, v in client.get_registered_model("adult-income").aliases.items()}
+    serving = json.loads((root / ".keel" / "serving" / "adult-income.json").read_text())
+    assert serving["aliases"] == aliases and not (root / ".keel" / "intents" / "adult-income.json").exists()
+    return aliases
+
+
+def test_a_kill_in_a_rollout_step_is_completed_by_the_next_command(project: Path) -> None:
+    champion = agree(project)
+    keel(
+        "rollout", "start", "--aa", f"adult-income@{champion}", "--plan", "shadow:60s,full",
+        "--server", "http://127.0.0.1:9", "--detach", cwd=project, check=True,
+    )  # fmt: skip
+    for step in ROUTE_STEPS:  # the controller killed while it applies the first step
+        result = killed_at(step, "rollout", "run", cwd=project)
+        assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+        assert routes_agree(project).get("shadow") == champion
+    for step in ROUTE_STEPS[1:]:  # an abort killed while it removes the shadow
+        result = killed_at(step, "rollout", "abort", cwd=project)
+        assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+        assert "shadow" not in routes_agree(project)
+        keel("alias", "set", "shadow", champion, cwd=project, check=True)  # as the step left it
+    keel("rollout", "abort", cwd=project, check=True)
+    assert "shadow" not in routes_agree(project) and agree(project) == champion
+    assert json.loads(keel("rollout", "status", "--json", cwd=project, check=True).stdout)["status"] == "aborted"

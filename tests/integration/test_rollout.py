@@ -231,6 +231,48 @@ def test_a_challenger_failing_two_percent_of_requests_is_rolled_back(project: Pa
     assert json.loads((project / ".keel" / "serving" / "adult-income.json").read_text())["aliases"] == {"champion": "2"}
 
 
+def test_a_challenger_worse_on_labelled_traffic_is_rolled_back(project: Path, tmp_path: Path) -> None:
+    """@4 learned from labels shuffled for one slice (relationship Husband, 40% of rows), as in the
+    gate scenario; forced past the gate, the labels that arrive for the canary's rows roll it back."""
+    data = pd.read_parquet(project / "adult_sample.parquet")
+    husband = data["relationship"] == "Husband"
+    data.loc[husband, "income"] = data.loc[husband, "income"].sample(frac=1.0, random_state=0).to_numpy()
+    data.to_parquet(tmp_path / "shuffled.parquet")
+    keel("train", "--data", str(tmp_path / "shuffled.parquet"), cwd=project, check=True)
+    keel("export", cwd=project, check=True)
+    truth = pd.read_parquet(project / "adult_sample.parquet")
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"row_id": [str(i) for i in range(len(truth))], "income": truth["income"]}).to_csv(labels, index=False)
+    server = Server(project, tmp_path / "server.log")
+    load = Load(server.url, rows_of(project))
+    try:
+        result = keel(
+            "rollout",
+            "start",
+            "4",
+            "--plan",
+            "canary:50%:90s,full",
+            "--labels",
+            str(labels),
+            "--force",
+            "--reason",
+            "test: the online metric must roll it back",
+            "--server",
+            server.url,
+            cwd=project,
+            timeout=150,
+        )
+    finally:
+        answers = load.close()
+        server.stop()
+    assert result.returncode == 5 and "rolled back" in result.stdout, result.stdout + result.stderr
+    state = json.loads(keel("rollout", "status", "--json", cwd=project, check=True).stdout)
+    failed = {c["name"]: c for c in state["checks"] if not c["passed"]}
+    assert "metric" in failed, state["checks"]
+    assert failed["metric"]["numbers"]["difference"] < 0
+    assert {status for status, _ in answers} == {200}
+
+
 def test_kill_switch_sends_traffic_to_the_previous_champion_under_load(project: Path, tmp_path: Path) -> None:
     """Champion @2 (stack 1, 2): disabling it moves every request to @1 at once, none fails;
     with serving.on_disabled: unavailable they get a clear 503; re-enabling restores @2."""
