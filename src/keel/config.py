@@ -212,6 +212,9 @@ class RetrainConfig(_Section):
     refresh_golden: bool = False  # take a new golden set from the newest labelled rows (or --refresh-golden)
     golden_rows: int | None = Field(None, ge=50)  # its size; None: the current golden set's, at most a quarter
     budget_seconds: float | None = Field(None, gt=0, le=7 * 24 * 3600)  # None: train.budget_seconds
+    # required: a challenger that passes the gate waits for `keel approve NAME@V --reason`, which
+    # starts its rollout; auto: it is promoted at once
+    approval: Literal["auto", "required"] = "auto"
 
 
 class RolloutConfig(_Section):

@@ -128,12 +128,33 @@ def test_drift_is_flagged_a_corrupted_retrain_refused_and_a_true_one_promoted(tm
     assert "--force" not in result["reason"].split("keel promote")[0]  # retrain has no --force of its own
     assert champion(server.url) == "1"
 
+    # With retrain.approval: required, a challenger that passes waits for a person's yes.
+    (root / "keel.yaml").write_text(CONFIG.format(cooldown=0, threads=TEST_THREADS) + "  approval: required\n")
+    held = keel("retrain", "--trigger", "drift", "--data", "through-replay.parquet", "--json", cwd=root)
+    assert held.returncode == 0, held.stdout + held.stderr
+    result = json.loads(held.stdout)
+    assert result["action"] == "awaiting approval" and result["champion"] == "1", result
+    assert all(c["passed"] for c in result["decision"]["checks"]), result["decision"]["checks"]
+    assert champion(server.url) == "1"
+    unexplained = keel("approve", "electricity@3", cwd=root)
+    assert unexplained.returncode == 5 and "--reason" in unexplained.stderr
+    approved = keel("approve", "electricity@3", "--reason", "read the report", "--detach", cwd=root)
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    rollout = json.loads(keel("rollout", "status", "--json", cwd=root, check=True).stdout)
+    assert rollout["status"] == "running" and rollout["version"] == "3" and rollout["reason"] == "read the report"
+    again = keel("approve", "electricity@3", "--reason", "twice", cwd=root)
+    assert again.returncode == 5 and "not awaiting approval" in again.stderr
+    keel("rollout", "abort", "--reason", "promote directly in this test", cwd=root, check=True)
+    (root / "keel.yaml").write_text(CONFIG.format(cooldown=0, threads=TEST_THREADS))
+    actions = [e["action"] for e in json.loads(keel("history", "--json", cwd=root, check=True).stdout)]
+    assert actions[-3:] == ["awaiting approval", "approve", "rollout abort"], actions
+
     promoted = keel("retrain", "--trigger", "drift", "--data", "through-replay.parquet", "--json", cwd=root)
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     result = json.loads(promoted.stdout)
-    assert result["action"] == "promoted" and result["champion"] == "3", result
+    assert result["action"] == "promoted" and result["champion"] == "4", result
     assert all(c["passed"] for c in result["decision"]["checks"]), result["decision"]["checks"]
-    wait_for_version(server.url, "3")  # hot swap, no restart
+    wait_for_version(server.url, "4")  # hot swap, no restart
 
     # The golden set moves forward: the newest labelled days are kept out of training and, their
     # labels being sound, become the yardstick, whatever the gate decides about this challenger.
@@ -141,14 +162,14 @@ def test_drift_is_flagged_a_corrupted_retrain_refused_and_a_true_one_promoted(tm
     refreshed = keel("retrain", "--data", "through-replay.parquet", "--refresh-golden", "--json", cwd=root)
     assert refreshed.returncode in (0, 5), refreshed.stdout + refreshed.stderr
     result = json.loads(refreshed.stdout)
-    assert result["golden_candidate"] >= 50 and result["challenger"] == "4"
+    assert result["golden_candidate"] >= 50 and result["challenger"] == "5"
     checks = {c["name"]: c for c in result["decision"]["checks"]}
     assert checks["label quality"]["passed"] and checks["golden rows unseen"]["passed"]
     assert "golden set refreshed" in result["decision"]["note"]
     assert checks["beats the champion"]["numbers"]["rows"] == result["golden_candidate"]
     events = json.loads(keel("history", "--json", cwd=root, check=True).stdout)
     refresh = [e for e in events if e["action"] == "golden refresh"]
-    assert len(refresh) == 1 and refresh[0]["version"] == "4"
+    assert len(refresh) == 1 and refresh[0]["version"] == "5"
     assert golden_digest(root) != before
 
     (root / "keel.yaml").write_text(CONFIG.format(cooldown=24, threads=TEST_THREADS))

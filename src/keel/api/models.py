@@ -33,6 +33,7 @@ from keel.exporting.parity import Latency, Parity, check_parity, measure_latency
 from keel.exporting.reference import PERFORMANCE_ROWS, reference_estimates, reference_performance, reference_sample
 from keel.exporting.transformer import is_transformer
 from keel.registry.champion import (
+    APPROVAL_TAG,
     BUNDLE_DIGEST_TAG,
     CHAMPION,
     DISABLED,
@@ -40,6 +41,7 @@ from keel.registry.champion import (
     AliasChange,
     changing,
     publish_export,
+    record_decision,
     record_event,
     remove_traffic_alias,
     set_traffic_alias,
@@ -171,8 +173,13 @@ def promote(
     refusal_hint: str | None = None,
     golden_candidate: Any = None,
     golden_source: str = "",
+    hold: bool = False,
 ) -> AliasChange:
     """Make a version the champion if the gate passes (see ``keel.evaluation.gate``).
+
+    ``hold`` (``retrain.approval: required``): a version that passes is not promoted but marked
+    as awaiting approval (an ``awaiting approval`` event with every check, and the version tag
+    ``keel.approval: pending``); ``keel approve`` then starts its rollout.
 
     The version must be exported (its bundle intact). Against a current champion, both
     bundles score the golden set, frozen from the first champion's hold-out rows: the
@@ -195,7 +202,17 @@ def promote(
     store = Store(project.store_path).ensure()
     with changing(registry, store, version.name):  # one registry move of this model at a time
         return _promote(
-            project, registry, store, version, force, reason, recent, refusal_hint, golden_candidate, golden_source
+            project,
+            registry,
+            store,
+            version,
+            force,
+            reason,
+            recent,
+            refusal_hint,
+            golden_candidate,
+            golden_source,
+            hold,
         )
 
 
@@ -210,6 +227,7 @@ def _promote(
     refusal_hint: str | None,
     golden_candidate: Any,
     golden_source: str,
+    hold: bool = False,
 ) -> AliasChange:
     version = registry.get(version.name, version.version)  # its tags as they are now, under the lock
     challenger = _exported_bundle(store, version)
@@ -219,6 +237,11 @@ def _promote(
     checks, note = gate_checks(
         project, registry, store, version, challenger, current, recent, golden_candidate, golden_source
     )
+    if hold and all(c.passed for c in checks):
+        change = AliasChange(version.name, "awaiting approval", version.version, current, checks, note)
+        record_decision(registry, change, reason)
+        registry.set_version_tags(version.name, version.version, {APPROVAL_TAG: "pending"})
+        return change
     deciding = (force and bool(reason.strip())) or all(c.passed for c in checks)
     if current is None and deciding and not registry.model_tags(version.name).get(GOLDEN_DIGEST_TAG):
         _freeze_golden(registry, store, version)  # only a version that becomes champion sets the yardstick

@@ -40,7 +40,7 @@ TRIGGERS = ("schedule", "drift")
 
 @dataclass(frozen=True)
 class RetrainResult:
-    action: str  # skipped | promoted | refused
+    action: str  # skipped | promoted | refused | awaiting approval
     reason: str
     champion: str | None  # the champion version after this run
     challenger: str | None = None
@@ -125,10 +125,19 @@ def retrain(
             golden_source=f"the newest {0 if candidate is None else len(candidate):,} labelled rows of {data or project.data_path}",
             refusal_hint=f"The champion stays. `keel evaluate {version.ref}` shows the challenger in full; "
             f"to overrule the gate, `keel promote {version.ref} --force --reason '...'` (recorded).",
+            hold=settings.approval == "required",
         )
     except PromotionRefused as refused:
         return RetrainResult(
             "refused", str(refused), champion, change=refused.change, seconds=time.monotonic() - started, **common
+        )
+    if change.action == "awaiting approval":
+        reason = (
+            f"{version.ref} passed every check and awaits approval (retrain.approval: required): "
+            f"`keel approve {version.ref} --reason '...'` starts its rollout"
+        )
+        return RetrainResult(
+            "awaiting approval", reason, champion, change=change, seconds=time.monotonic() - started, **common
         )
     reason = f"{version.ref} passed every check and is the champion (was {champion})"
     return RetrainResult(

@@ -42,7 +42,7 @@ from keel.evaluation.gate import Check
 from keel.monitoring import online
 from keel.monitoring.performance import LOG_TRUTH, outcomes
 from keel.profile import load_profile
-from keel.registry.champion import CHAMPION, AliasChange, changing, move_routes, record_event
+from keel.registry.champion import APPROVAL_TAG, CHAMPION, AliasChange, changing, move_routes, record_event
 from keel.registry.champion import promote as promote_version
 from keel.registry.mlflow_registry import MlflowRegistry
 from keel.registry.rollout import (
@@ -155,6 +155,36 @@ def start(
             "events": [],
         }
         write_state(store, version.name, state)
+    return state
+
+
+def approve(
+    project: Project,
+    ref: str,
+    reason: str,
+    plan: str | None = None,
+    *,
+    server: str | None = None,
+    labels: Path | str | None = None,
+    webhook: str | None = None,
+) -> dict[str, Any]:
+    """A person's yes to a challenger that ``keel retrain`` held (``retrain.approval: required``):
+    recorded with who and why, then its rollout starts (through the gate again: the golden set
+    may have moved since)."""
+    if not reason.strip():
+        raise RegistryError("keel approve needs --reason '...': the approval is recorded with the rollout.")
+    registry, version = resolve(project, ref)
+    if version.tags.get(APPROVAL_TAG) != "pending":
+        raise RegistryError(
+            f"{version.ref} is not awaiting approval (approval: {version.tags.get(APPROVAL_TAG) or 'none'}).",
+            hint="`keel retrain` with retrain.approval: required holds a challenger that passed the gate; "
+            "`keel rollout start` rolls out any exported version.",
+        )
+    state = start(project, version.ref, plan, server=server, labels=labels, webhook=webhook, reason=reason)
+    store = Store(project.store_path)
+    with changing(registry, store, version.name):
+        registry.set_version_tags(version.name, version.version, {APPROVAL_TAG: "approved"})
+        record_event(registry, version, "approve", reason, {"plan": [Step(**s).token() for s in state["plan"]]})
     return state
 
 

@@ -478,6 +478,12 @@ def _render_change(change: Any) -> None:
     out = console()
     if change.action == "refused":
         out.print(f"[red]refused[/]: {change.model}@{change.version}; champion stays @{change.previous or 'none'}")
+    elif change.action == "awaiting approval":
+        ref = f"{change.model}@{change.version}"
+        out.print(
+            f"[yellow]awaiting approval[/]: {ref} passed the gate; champion stays @{change.previous}. "
+            f"`keel approve {ref} --reason '...'` starts its rollout"
+        )
     else:
         verb = "promoted" if change.action == "promote" else "rolled back"
         previous = f" (was @{change.previous})" if change.previous else ""

@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
     ):
         rollout.command(name)(command)
     app.add_typer(rollout, name="rollout")
+    app.command("approve")(approve)
 
 
 def start(
@@ -64,6 +65,25 @@ def start(
         out.print(f"recorded; drive it with `keel rollout run {state['model']}`")
         return
     _drive(ctx, state["model"])
+
+
+def approve(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION that `keel retrain` held for approval.")],
+    reason: Annotated[str, typer.Option(help="Why it may go out; recorded with who approved it.")] = "",
+    plan: Annotated[str | None, typer.Option(help="Rollout steps (default: rollout.plan).")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Labels as they arrive: adds the metric check.")] = None,
+    detach: Annotated[bool, typer.Option(help="Record it and return; drive it with `keel rollout run`.")] = False,
+) -> None:
+    """Approve a challenger that passed the gate (retrain.approval: required) and start its rollout."""
+    from keel.api.rollout import approve as grant
+
+    state = grant(project_of(ctx), ref, reason, plan, labels=labels)
+    console().print(
+        f"approved [bold]{state['model']}@{state['version']}[/]; rollout: {', '.join(_step(s) for s in state['plan'])}"
+    )
+    if not detach:
+        _drive(ctx, state["model"])
 
 
 def run(ctx: typer.Context, name: NameArgument = None) -> None:

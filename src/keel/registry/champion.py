@@ -31,6 +31,7 @@ CHAMPION = "champion"
 CANARY = "canary"
 DISABLED = "disabled"  # the kill switch: this version gets no traffic (see sync_serving)
 CANARY_SHARE_TAG = "keel.canary_share"  # a model tag: the canary's share while a rollout runs
+APPROVAL_TAG = "keel.approval"  # a version tag: pending (retrain.approval: required) | approved
 BUNDLE_DIGEST_TAG = "keel.bundle_sha256"
 EVENT_PREFIX = "keel.event."
 TAG_LIMIT = 4900  # MLflow tag values hold 5,000 characters
@@ -168,6 +169,11 @@ def record_event(
     change = AliasChange(version.name, action, version.version, None, [Check(action, True, note, numbers)], note)
     _record(registry, change, "")
     return change
+
+
+def record_decision(registry: MlflowRegistry, change: AliasChange, reason: str = "") -> None:
+    """Record a decision that moves no alias, with its checks (a challenger awaiting approval)."""
+    _record(registry, change, reason)
 
 
 def history(registry: MlflowRegistry, name: str) -> list[dict[str, Any]]:
