@@ -10,6 +10,7 @@ they are not collected anywhere else (tests/conftest.py).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -182,6 +183,32 @@ def test_serve_on_ray_replicas_answers_and_hot_swaps(projects: dict[str, Path], 
 
     # whichever replica answers, /metrics adds up both replicas (they share a metrics directory)
     assert {requests_counted() for _ in range(10)} == {float(answered)}
+
+    # A rollout reads those summed counters and moves both replicas through its steps.
+    config = yaml.safe_load((project / "keel.yaml").read_text())
+    config["rollout"] = {"interval_seconds": 1.0, "min_requests": 20}
+    (project / "keel.yaml").write_text(yaml.safe_dump(config))
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            versions(1)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        rolled = keel(
+            "rollout", "start", "2", "--plan", "canary:50%:3s,full", "--force", "--reason", "ray drill",
+            "--server", server.url, cwd=project, timeout=180,
+        )  # fmt: skip
+    finally:
+        stop.set()
+        sender.join()
+    assert rolled.returncode == 0 and "rolled out to full traffic" in rolled.stdout, rolled.stdout + rolled.stderr
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and versions(10) != {"2"}:
+        time.sleep(0.5)
+    assert versions(20) == {"2"}
     assert server.stop() == 0
 
     from keel.monitoring.log import read_log
