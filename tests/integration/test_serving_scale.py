@@ -247,3 +247,21 @@ def test_slow_clients_are_cut_off_and_others_are_answered(champion: Path, tmp_pa
     headers.close()
     body.close()
     assert httpx.get(f"{server.url}/health", timeout=5).json()["status"] == "ok"
+
+
+def test_the_supervisor_backs_off_and_gives_up_on_workers_that_keep_dying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers that die at start (their project is gone) are restarted with backoff, then the
+    supervisor gives up with a clear error instead of restarting them forever."""
+    import keel.api.serving as serving
+    from keel.errors import ServeError
+
+    monkeypatch.setattr(serving, "RESTART_MAX_SECONDS", 0.2)
+    spec = {"project": str(tmp_path / "gone"), "bundle": None, "host": "127.0.0.1", "port": 1}
+    env = os.environ | {serving.WORKER_ENV: json.dumps(spec)}
+    started = time.monotonic()
+    with pytest.raises(ServeError) as error:
+        serving._supervise(2, env)
+    assert f"{serving.MAX_CRASHES + 1} server workers died within" in error.value.message
+    assert time.monotonic() - started < 120

@@ -19,7 +19,7 @@ from typing import Any
 
 from keel.config import Engine, Project, load_project
 from keel.data.load import iter_table
-from keel.errors import ConfigError, DataError
+from keel.errors import ConfigError, DataError, ServeError
 from keel.exporting.bundle import Bundle, load_bundle
 from keel.serving.batch import score_chunk
 from keel.serving.metrics import MULTIPROCESS_ENV
@@ -28,6 +28,9 @@ from keel.store import Store, output_path, read_serving_aliases
 
 Progress = Callable[[int, int | None], None]
 logger = logging.getLogger("keel.serving")
+MAX_CRASHES = 5  # worker deaths within CRASH_WINDOW_SECONDS before `keel serve --workers N` gives up
+CRASH_WINDOW_SECONDS = 60.0
+RESTART_MAX_SECONDS = 30.0  # a dead worker is restarted after 1, 2, 4, ... s, at most this
 ADMIN_TOKEN_ENV = "KEEL_ADMIN_TOKEN"  # bearer token of the admin endpoints; unset: they are off
 WORKER_ENV = "KEEL_SERVE_WORKER"  # what each `keel serve --workers N` process serves (JSON)
 
@@ -156,7 +159,9 @@ def serve(
     accepted all 32 connections of a load test and the others idled). Each worker loads and
     verifies the bundle itself, follows the aliases itself and writes its own prediction-log
     segments; ``/metrics``, whichever worker answers, adds up all of them. A worker that dies
-    is started again.
+    is started again after 1, 2, 4, ... s (at most ``RESTART_MAX_SECONDS``); after more than
+    ``MAX_CRASHES`` deaths within ``CRASH_WINDOW_SECONDS`` the supervisor stops the others and
+    fails with a clear error instead of restarting a crashing worker forever.
 
     On the Ray engine, ``replicas`` copies of the same app run on Ray Serve instead (see
     keel.engines.ray_serving), each verifying its bundle and following the aliases itself.
@@ -249,18 +254,34 @@ def _supervise(workers: int, env: dict[str, str]) -> None:
         stopping.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    children = [start() for _ in range(workers)]
+    children: list[subprocess.Popen[bytes] | None] = [start() for _ in range(workers)]
+    crashes: list[float] = []  # when workers died, for the give-up rule
+    restart_at = [0.0] * workers
     try:
         while not stopping.wait(0.5):
+            now = time.monotonic()
             for i, child in enumerate(children):
-                if child.poll() is not None:
-                    logger.error("worker %d exited with %s; starting another", child.pid, child.returncode)
+                if child is not None and child.poll() is not None:
+                    crashes = [t for t in crashes if now - t < CRASH_WINDOW_SECONDS] + [now]
+                    if len(crashes) > MAX_CRASHES:
+                        raise ServeError(
+                            f"{len(crashes)} server workers died within {CRASH_WINDOW_SECONDS:g} s (the last with "
+                            f"exit code {child.returncode}); giving up instead of restarting them forever.",
+                            hint="Read the workers' errors above; `keel serve` (one worker) shows them in full.",
+                        )
+                    delay = min(RESTART_MAX_SECONDS, 2.0 ** (len(crashes) - 1))
+                    logger.error(
+                        "worker %d exited with %s; starting another in %.0f s", child.pid, child.returncode, delay
+                    )
+                    children[i], restart_at[i] = None, now + delay
+                if children[i] is None and now >= restart_at[i]:
                     children[i] = start()
     finally:
-        for child in children:
+        running = [child for child in children if child is not None]
+        for child in running:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)  # graceful: each flushes its prediction log
-        for child in children:
+        for child in running:
             try:
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
