@@ -43,3 +43,35 @@ def validate(data: Path | str, *, store: Path | str, against: str, model: str | 
 
 def _looks_like_digest(text: str) -> bool:
     return len(text) >= 6 and all(c in "0123456789abcdef" for c in text.lower())
+
+
+def snapshots(store: Path | str) -> list[DatasetVersion]:
+    """The store's data snapshots, newest first."""
+    from keel.data.snapshot import list_snapshots
+
+    return list_snapshots(Store(Path(store)))
+
+
+def show_snapshot(store: Path | str, digest: str) -> DatasetVersion:
+    """One snapshot by its hash or a unique prefix."""
+    return load_snapshot(Store(Path(store)), digest)
+
+
+def write_report(version: DatasetVersion, title: str) -> Path:
+    """The snapshot's triage as an HTML page in its folder (rewritten atomically)."""
+    from keel.data.report import render_html
+    from keel.store import atomic_write_bytes
+
+    page = render_html(version.triage, title=title, digest=version.digest)
+    return atomic_write_bytes(version.folder / "report.html", page.encode("utf-8"))
+
+
+def copy_report(report: Path, target: Path | str) -> Path:
+    """A copy of a report where the user asked (never over a directory or a non-report file)."""
+    import shutil
+
+    from keel.store import output_path
+
+    destination = output_path(Path(target), "HTML report")
+    shutil.copyfile(report, destination)
+    return destination

@@ -111,3 +111,46 @@ def plan(project: Project) -> tuple[object, object]:
     data = prepare(dataset.load(), project.config, dataset.source, dataset.triage)
     encoded = sum(max(len(c.categories), 1) if c.kind == CATEGORICAL else 1 for c in data.schema.columns)
     return data.plan, estimate_compute(len(data.train), encoded, data.plan.families)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """``keel runs memory``: a transformer's GPU memory by part, and what fits a given GPU."""
+
+    parameters: float
+    parts: dict[str, float]  # bytes
+    total: float  # bytes
+    recommendation: str | None = None  # with a GPU size
+    method: str | None = None  # the fine-tuning method keel train would pick (training modes)
+
+
+def memory(
+    params: str | None,
+    model: str | None,
+    precision: str,
+    mode: str,
+    batch: int,
+    seq_len: int,
+    vram: float | None = None,
+) -> MemoryPlan:
+    """The estimate for ``params`` (e.g. 7B) or a local ``model`` directory's parameter count."""
+    from keel.errors import ConfigError
+    from keel.planning.memory import decide_method, estimate, parse_parameters, recommend
+
+    if (params is None) == (model is None):
+        raise ConfigError("give either --params (e.g. 7B) or --model (a local model directory).")
+    if model is not None:
+        from keel.textmodels.llm import count_parameters
+        from keel.textmodels.models import require_text_extra, resolve_model
+
+        require_text_extra()
+        count = float(count_parameters(str(resolve_model(model))))
+    else:
+        count = parse_parameters(str(params))
+    result = estimate(count, precision, mode, batch, seq_len)
+    if vram is None:
+        return MemoryPlan(count, dict(result.parts), result.total)
+    training = mode != "inference"
+    advice = recommend(count, vram, training=training, batch=batch, seq_len=seq_len)
+    method = decide_method(count, "auto", None, vram, batch, seq_len).method if training else None
+    return MemoryPlan(count, dict(result.parts), result.total, advice, method)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,8 +32,8 @@ def analyze(
     html: Annotated[Path | None, typer.Option(help="Also copy the HTML report here.")] = None,
 ) -> None:
     """Triage a data set (types, missing values, balance, duplicates, leakage, split) and snapshot it."""
+    from keel.api.data import TriageOptions
     from keel.api.data import analyze as run_analyze
-    from keel.data.triage import TriageOptions
 
     if split_column and test:
         from keel.errors import ConfigError
@@ -52,9 +51,9 @@ def analyze(
         version = run_analyze(data, store=store or Path(".keel"), options=options, test=test)
         report = _write_html(version, data.name)
     if html:
-        from keel.store import output_path
+        from keel.api.data import copy_report
 
-        shutil.copyfile(report, output_path(html, "HTML report"))
+        copy_report(report, html)
     if as_json:
         print(
             json.dumps(
@@ -79,11 +78,10 @@ def list_snapshots(
     """List the data snapshots in the store, newest first."""
     from rich.table import Table
 
-    from keel.data.snapshot import list_snapshots as snapshots
-    from keel.store import Store
+    from keel.api.data import snapshots
 
     table = Table("snapshot", "rows", "columns", "target", "blocking", "created", "source", box=None, pad_edge=False)
-    for v in snapshots(Store(_store(ctx, store))):
+    for v in snapshots(_store(ctx, store)):
         target = v.triage.target.name if v.triage.target else "-"
         table.add_row(
             v.short, f"{v.rows:,}", str(v.columns), target, str(len(v.triage.blocking)), v.created_at, v.source
@@ -99,10 +97,9 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the triage report as JSON.")] = False,
 ) -> None:
     """Show one snapshot's triage report (and rebuild its HTML page)."""
-    from keel.data.snapshot import load_snapshot
-    from keel.store import Store
+    from keel.api.data import show_snapshot
 
-    version = load_snapshot(Store(_store(ctx, store)), digest)
+    version = show_snapshot(_store(ctx, store), digest)
     report = _write_html(version, Path(version.source).name)
     if as_json:
         print(json.dumps(version.triage.to_dict(), indent=2, default=str))
@@ -180,11 +177,9 @@ def _render_target(out: Any, target: Any) -> None:
 
 
 def _write_html(version: Any, title: str) -> Path:
-    from keel.data.report import render_html
-    from keel.store import atomic_write_bytes
+    from keel.api.data import write_report
 
-    page = render_html(version.triage, title=title, digest=version.digest)
-    return atomic_write_bytes(version.folder / "report.html", page.encode("utf-8"))
+    return write_report(version, title)
 
 
 def _project_if_any(ctx: typer.Context) -> Any:

@@ -139,8 +139,8 @@ def promote(
     reason: ReasonOption = "",
 ) -> None:
     """Make a version the champion (the one `keel serve` serves)."""
+    from keel.api.models import PromotionRefused
     from keel.api.models import promote as run_promote
-    from keel.registry.champion import PromotionRefused
 
     try:
         change = run_promote(project_of(ctx), ref, force=force, reason=reason)
@@ -409,7 +409,7 @@ def _render_training(result: Any) -> None:
             c.run_id[:8],
         )
     out.print(table)
-    from keel.training.families import FINE_TUNED  # these always fit without the validation rows
+    from keel.api.train import FINE_TUNED  # these always fit without the validation rows
 
     held = [c.family for c in result.candidates if c.rows == "train" and c.family not in FINE_TUNED]
     if held:

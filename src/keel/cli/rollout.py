@@ -128,8 +128,7 @@ def show(
 
     from rich.table import Table
 
-    from keel.api.rollout import status
-    from keel.registry.rollout import plan_of, step_elapsed
+    from keel.api.rollout import plan_of, status, step_elapsed
 
     state = status(project_of(ctx), name)
     if as_json:
@@ -182,6 +181,6 @@ def abort(ctx: typer.Context, name: NameArgument = None, reason: ReasonOption = 
 
 
 def _step(step: dict[str, Any]) -> str:
-    from keel.registry.rollout import Step
+    from keel.api.rollout import Step
 
     return Step(**step).describe()

@@ -60,34 +60,21 @@ def estimate_memory(
     with --vram, the fine-tuning method `keel train` (task: generation) would choose."""
     from rich.table import Table
 
-    from keel.errors import ConfigError
-    from keel.planning.memory import GIB, decide_method, estimate, parse_parameters, recommend
+    from keel.api.runs import memory as plan_memory
 
-    if (params is None) == (model is None):
-        raise ConfigError("give either --params (e.g. 7B) or --model (a local model directory).")
-    if model is not None:
-        from keel.textmodels.llm import count_parameters
-        from keel.textmodels.models import require_text_extra, resolve_model
-
-        require_text_extra()
-        count = float(count_parameters(str(resolve_model(model))))
-    else:
-        count = parse_parameters(str(params))
-    result = estimate(count, precision, mode, batch, seq_len)
+    gib = 2**30
+    result = plan_memory(params, model, precision, mode, batch, seq_len, vram)
     table = Table("part", "GiB", box=None, pad_edge=False)
     for name, size in result.parts.items():
-        table.add_row(name, f"{size / GIB:.2f}")
-    table.add_row("total", f"{result.total / GIB:.2f}")
+        table.add_row(name, f"{size / gib:.2f}")
+    table.add_row("total", f"{result.total / gib:.2f}")
     out = console()
-    out.print(f"{count / 1e9:g}B parameters, {mode} at {precision}, batch {batch} x {seq_len} tokens")
+    out.print(f"{result.parameters / 1e9:g}B parameters, {mode} at {precision}, batch {batch} x {seq_len} tokens")
     out.print(table)
     if vram is not None:
-        out.print(
-            f"recommended for {vram:g} GiB: {recommend(count, vram, training=mode != 'inference', batch=batch, seq_len=seq_len)}"
-        )
-        if mode != "inference":
-            chosen = decide_method(count, "auto", None, vram, batch, seq_len)
-            out.print(f"keel train (task: generation, llm.method: auto) would fine-tune with {chosen.method}")
+        out.print(f"recommended for {vram:g} GiB: {result.recommendation}")
+        if result.method is not None:
+            out.print(f"keel train (task: generation, llm.method: auto) would fine-tune with {result.method}")
 
 
 @runs_app.command("compare")
