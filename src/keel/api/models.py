@@ -47,6 +47,7 @@ from keel.registry.champion import (
     set_traffic_alias,
     sync_serving,
 )
+from keel.registry.champion import PromotionRefused as PromotionRefused  # raised by promote
 from keel.registry.champion import history as champion_history
 from keel.registry.champion import promote as promote_version
 from keel.registry.champion import rollback as rollback_champion
