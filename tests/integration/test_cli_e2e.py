@@ -96,7 +96,11 @@ def test_train_export_promote_serve_rollback(project_dir: Path, start_server) ->
     assert all(c["chance_threshold"] > 0 for c in report["columns"])
     pages = list((project_dir / ".keel" / "reports").glob("monitor-*.html"))
     page = pages[0].read_text() if len(pages) == 1 else ""
-    assert page.count("<img") == 3 and "Performance over time" in page  # drift, histograms, estimates
+    performance = report["windows"][0].get("performance") or {}
+    if performance.get("estimated"):  # drift, histograms, the label-free estimates over time
+        assert page.count("<img") == 3 and "Performance over time" in page
+    else:  # withheld when the inputs moved too far for them (a model trained on a busy machine differs)
+        assert page.count("<img") == 2 and performance.get("estimate_hidden"), performance
     assert 0.0 <= report["domain"]["auc"] <= 1.0 and report["domain"]["reference_rows"] > 300
     assert set(report["performance"]["estimated"]) == {"accuracy", "roc_auc"}
     assert {g["group"] for g in report["slices"] if g["column"] == "sex"} >= {"Female", "Male"}
