@@ -106,10 +106,11 @@ def profile_column(name: str, kind: str, values: np.ndarray) -> ColumnProfile:
         mean, std = (float(finite.mean()), float(finite.std())) if finite.size else (None, None)
         return ColumnProfile(name, kind, int(x.size), _shares(counts), edges=edges, mean=mean, std=std)
     present = values[values != MISSING_CATEGORY]
-    cats, freq = np.unique(present.astype(str), return_counts=True) if present.size else ([], [])
-    top = [str(c) for c, _ in sorted(zip(cats, freq, strict=True), key=lambda cf: -cf[1])[:MAX_CATEGORIES]]
-    counts = _categorical_counts(values, top)
-    return ColumnProfile(name, kind, int(values.size), _shares(counts), categories=top)
+    cats, freq = np.unique(present.astype(str), return_counts=True) if present.size else (np.array([]), np.array([]))
+    pairs: list[tuple[Any, Any]] = sorted(zip(cats.tolist(), freq.tolist(), strict=True), key=lambda cf: -cf[1])
+    kept = [str(c) for c, _ in pairs[:MAX_CATEGORIES]]
+    counts = _categorical_counts(values, kept)
+    return ColumnProfile(name, kind, int(values.size), _shares(counts), categories=kept)
 
 
 def build_profile(arrays: dict[str, np.ndarray], kinds: dict[str, str]) -> dict[str, Any]:

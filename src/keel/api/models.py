@@ -523,7 +523,8 @@ def _score_golden(frame: Any, champion: Bundle, challenger: Bundle) -> tuple[np.
                 hint=f"If the task itself changed, evaluate it and run `keel promote {challenger.model}@{challenger.version} "
                 "--force --reason '...'`.",
             )
-        challenger_out = challenger_out[:, [ours.index(c) for c in theirs]]
+        order = [list(ours or []).index(c) for c in theirs]
+        challenger_out = challenger_out[:, np.asarray(order, dtype=np.intp)]
     return y, champion_out, challenger_out
 
 

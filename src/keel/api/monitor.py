@@ -103,7 +103,8 @@ def monitor(
 
     def one(part: Any, lo: datetime | None, hi: datetime | None) -> DriftReport:
         drift = report(bundle.model, bundle.version, profile, part, limits, _iso(lo), _iso(hi), importance)
-        embedded, note = [], ""
+        embedded: list[Any] = []
+        note = ""
         if settings.embedding_drift:
             embedded, note = text_embedding_drift(reference, part, kinds, encoder, meaning)
         classified = None if reference is None else domain_check(reference, part, kinds, domain)

@@ -108,7 +108,7 @@ def retrain(
     step(f"exporting {version.ref}")
     export(project, version.ref, on_step=step)
     step(f"asking the gate: {version.ref} vs champion {project.name}@{champion}")
-    common = {
+    common: dict[str, Any] = {
         "challenger": version.version,
         "rows": rows,
         "golden_excluded": excluded,

@@ -99,7 +99,7 @@ def _verdict(run: FinalRun, baseline: float | None) -> str:
     return "beats the baseline" if better else ("worse than the baseline" if worse else "not distinguishable")
 
 
-def plan(project: Project) -> tuple[object, object]:
+def plan(project: Project) -> tuple[Any, Any]:
     """The plan ``keel train`` would follow, and its compute estimate, without training."""
     from keel.data.snapshot import snapshot
     from keel.data.triage import TriageOptions

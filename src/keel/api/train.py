@@ -389,6 +389,7 @@ def _search_all(
     times ``slow``, the machine's measured slowdown) goes into ``not_trained`` and its share to
     the others, the costliest first.
     """
+    not_trained = {} if not_trained is None else not_trained
     families = [f for f in data.plan.families if f != "baseline"]
     results: dict[str, SearchResult] = {}
     reserved = 0.0

@@ -15,7 +15,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -96,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             f"cannot use{where}: {reason}. Check the path, its folder's permissions and the free disk space.", 3, debug
         )
     except Exception as exc:  # the CLI never shows a bare traceback without --debug
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()  # a usage error (bad option, missing argument), from click or typer's vendored click
-            return int(exc.exit_code)
+        usage: Any = exc
+        if callable(getattr(usage, "show", None)) and isinstance(getattr(usage, "exit_code", None), int):
+            usage.show()  # a usage error (bad option, missing argument), from click or typer's vendored click
+            return int(usage.exit_code)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return _fail(
             f"internal error: {type(exc).__name__}: {first} (run with --debug for the traceback, and please report it)",

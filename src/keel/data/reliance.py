@@ -206,7 +206,7 @@ def _fit_score(
     keep = [i for i, c in enumerate(columns) if c != drop]
     x = matrix[:, keep]
     cats = [keep.index(i) for i in categorical if i in keep]
-    params = {
+    params: dict[str, Any] = {
         "n_estimators": ROUNDS,
         "learning_rate": 0.15,
         "num_leaves": 31,
@@ -226,10 +226,11 @@ def _fit_score(
         categorical_feature=cats or "auto",
         callbacks=[lgb.early_stopping(EARLY_STOP, verbose=False)],
     )
+    predicted: Any
     if task == "regression":
         predicted = model.predict(x[valid])
     else:
-        proba = model.predict_proba(x[valid])
+        proba: Any = model.predict_proba(x[valid])
         predicted = proba[:, 1] if task == "binary" else _full_proba(proba, model.classes_, int(y.max()) + 1)
     return skill_of(task, y[valid], predicted)
 

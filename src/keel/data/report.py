@@ -158,7 +158,8 @@ def _plot_histograms(report: TriageReport) -> bytes | None:
     rows = (len(columns) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(11, 2.2 * rows), squeeze=False)
     for ax, c in zip(axes.flat, columns, strict=False):
-        _bars(ax, c.histogram["edges"], c.histogram["counts"])
+        histogram = c.histogram or {"edges": [], "counts": []}
+        _bars(ax, histogram["edges"], histogram["counts"])
         ax.set_title(c.name, fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(columns) :]:

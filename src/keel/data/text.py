@@ -49,7 +49,8 @@ def near_duplicates(values: Iterable[Any], seed: int = 0) -> NearDuplicates:
     lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
     for i, sig in enumerate(signatures):
         lsh.insert(i, sig)
-    flagged, examples = set(), []
+    flagged: set[int] = set()
+    examples: list[tuple[str, str]] = []
     for i, sig in enumerate(signatures):
         others = [j for j in lsh.query(sig) if j != i]
         if others:

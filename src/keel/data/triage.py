@@ -130,7 +130,9 @@ def triage(frame: Any, options: TriageOptions, test_frame: Any = None) -> Triage
     time_found, time_candidate = leakage.time_findings(frame, options.time_column, roles)
     findings += time_found
     findings += _text_findings(frame, columns)
-    target, strengths, relied = None, [], []
+    target = None
+    strengths: list[Any] = []
+    relied: list[Any] = []
     if options.target:
         target, target_findings, strengths, relied = _analyse_target(frame, options, columns)
         findings += target_findings
@@ -238,7 +240,7 @@ def _analyse_target(
                 f"target '{options.target}' has {present.nunique()} distinct value(s); there is nothing to learn.",
             )
         )
-        return TargetSummary(options.target, int(series.isna().sum())), findings, [], []
+        return TargetSummary(str(options.target), int(series.isna().sum())), findings, [], []
     task, reason = infer_task(present)
     summary = _target_summary(series, task, reason)
     findings += _target_findings(summary)

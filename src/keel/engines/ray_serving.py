@@ -123,7 +123,7 @@ def serve(
     options: dict[str, Any] = {"num_cpus": 1}
     if env:
         options["runtime_env"] = {"env_vars": env}
-    deployment = ray_serve.deployment(
+    deployment: Any = ray_serve.deployment(
         ray_serve.ingress(build_app)(), name="keel", num_replicas=replicas, ray_actor_options=options
     )
     ray_serve.start(http_options={"host": host, "port": port})

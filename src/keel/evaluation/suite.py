@@ -174,9 +174,9 @@ def slice_groups(values: np.ndarray, numeric: bool, edges: list[float] | None = 
     edges = slice_edges(values) if edges is None else edges
     if not edges:
         return np.full(len(values), "(missing)", dtype=object).astype(str)
-    edges = np.asarray(edges, dtype=np.float64)
-    bucket = np.searchsorted(edges, values, side="right")
-    bounds = [-np.inf, *edges.tolist(), np.inf]
+    cuts = np.asarray(edges, dtype=np.float64)
+    bucket = np.searchsorted(cuts, values, side="right")
+    bounds = [-np.inf, *cuts.tolist(), np.inf]
     names = np.array([f"[{_num(bounds[i])}, {_num(bounds[i + 1])})" for i in range(len(bounds) - 1)], dtype=object)
     out = names[bucket]
     out[~np.isfinite(values)] = "(missing)"

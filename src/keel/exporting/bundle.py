@@ -91,11 +91,11 @@ def stage_bundle(
             atomic_write_bytes(staged / name, json.dumps(content, indent=2, sort_keys=True).encode())
         for name, content in (files or {}).items():
             atomic_write_bytes(staged / name, content)
-        files = {p.name: sha256_file(p) for p in sorted(staged.iterdir()) if p.is_file()}
-        missing = [name for name in REQUIRED if name not in files]
+        digests = {p.name: sha256_file(p) for p in sorted(staged.iterdir()) if p.is_file()}
+        missing = [name for name in REQUIRED if name not in digests]
         if missing:
             raise BundleError(f"bundle is incomplete: {', '.join(missing)} missing.")
-        manifest = json.dumps({"format": FORMAT, "files": files}, indent=2, sort_keys=True).encode()
+        manifest = json.dumps({"format": FORMAT, "files": digests}, indent=2, sort_keys=True).encode()
         atomic_write_bytes(staged / MANIFEST, manifest)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)

@@ -36,7 +36,7 @@ class Feeder:
     def __call__(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._tokenizer is None or self.tokens is None:
             return self.schema.onnx_feed(arrays)
-        ids, mask = encode(self._tokenizer, arrays[self.tokens["column"]])
+        ids, mask = encode(self._tokenizer, arrays[self.tokens["column"]].tolist())
         return {"input_ids": ids, "attention_mask": mask}
 
     def run(self, session: Any, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -48,7 +48,7 @@ class Feeder:
 
         texts = arrays[self.tokens["column"]]
         parts: list[list[np.ndarray]] = []
-        order = by_length(self._tokenizer, texts, CHUNK_TEXTS)
+        order = by_length(self._tokenizer, list(texts), CHUNK_TEXTS)
         for rows in order:
             parts.append(session.run(None, self({name: values[rows] for name, values in arrays.items()})))
         if not parts:

@@ -66,7 +66,7 @@ def convert_transformer(pipeline: Any, schema: InputSchema) -> TransformerGraph:
             torch.onnx.export(
                 served,
                 (ids, mask),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # a file object works; torch's annotation names paths only
                 input_names=["input_ids", "attention_mask"],
                 output_names=["label", "probabilities", "logits"],
                 dynamic_axes={

@@ -40,7 +40,7 @@ def build_preprocessor(schema: InputSchema, scale: bool = False, native_categori
 
     numeric = [c.name for c in schema.columns if c.kind == NUMERIC]
     categorical = [c.name for c in schema.columns if c.kind == CATEGORICAL]
-    transformers: list[tuple[str, Any, list[str]]] = []
+    transformers: list[tuple[str, Any, Any]] = []  # columns: a list, or one name for a 1-D text input
     if numeric:
         imputer = SimpleImputer(strategy="median", keep_empty_features=True)
         transformers.append(("numeric", make_pipeline(imputer, StandardScaler()) if scale else imputer, numeric))

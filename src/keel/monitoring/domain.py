@@ -145,6 +145,7 @@ def _out_of_fold(x: Any, y: np.ndarray, seed: int) -> tuple[float, np.ndarray]:
             verbose=-1,
         )
         model.fit(x.iloc[train], y[train])
-        aucs.append(roc_auc_score(y[test], model.predict_proba(x.iloc[test])[:, 1]))
+        proba: Any = model.predict_proba(x.iloc[test])
+        aucs.append(roc_auc_score(y[test], proba[:, 1]))
         gains += model.booster_.feature_importance(importance_type="gain")
     return float(np.mean(aucs)), gains

@@ -170,13 +170,13 @@ def _plot_performance(report: DriftReport) -> bytes:
     measured = [(i, w.performance) for i, w in enumerate(windows) if w.performance and w.performance.value is not None]
     if measured:
         first = measured[0][1]
-        values = [p.value for _, p in measured]
+        values = [float(p.value or 0.0) for _, p in measured]
         ax.errorbar(
             [i for i, _ in measured],
             values,
             yerr=[
-                [v - p.low for v, (_, p) in zip(values, measured, strict=True)],
-                [p.high - v for v, (_, p) in zip(values, measured, strict=True)],
+                [v - (p.low if p.low is not None else v) for v, (_, p) in zip(values, measured, strict=True)],
+                [(p.high if p.high is not None else v) - v for v, (_, p) in zip(values, measured, strict=True)],
             ],
             marker="o",
             capsize=3,

@@ -226,7 +226,7 @@ def sync_serving(registry: MlflowRegistry, store: Store, name: str) -> dict[str,
         name,
         aliases,
         digests,
-        canary_share=float(share) if share not in (None, "") and CANARY in aliases else None,
+        canary_share=float(share) if share and CANARY in aliases else None,
         disabled=(disabled,) if disabled else (),
         fallback=fallback,
     )

@@ -61,9 +61,9 @@ class MlflowRegistry:
             except Exception as exc:
                 if "RESOURCE_DOES_NOT_EXIST" not in str(exc) and "not found" not in str(exc).lower():
                     raise
-                known = ", ".join(v.version for v in self.versions(name))
+                listed = ", ".join(v.version for v in self.versions(name))
                 raise ModelNotFoundError(
-                    f"model '{name}' has no version {version}.", hint=f"Versions: {known}."
+                    f"model '{name}' has no version {version}.", hint=f"Versions: {listed}."
                 ) from None
         return _version(mv)
 

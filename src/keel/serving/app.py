@@ -353,7 +353,8 @@ def create_app(state: ServingState) -> Any:
         write: predictions then go unmonitored, which an operator must hear about."""
         log = state.log.status()
         healthy = log["ok"] and state.refused is None and not state.unavailable
-        body = {"status": "ok" if healthy else "degraded", "model": state.model, "version": state.version}
+        body: dict[str, Any] = {"status": "ok" if healthy else "degraded", "model": state.model}
+        body["version"] = state.version
         if state.unavailable:
             body["unavailable"] = state.unavailable
         if state.routes:
@@ -390,13 +391,13 @@ def create_app(state: ServingState) -> Any:
         if isinstance(result, Response):
             return result
         outputs, request_id = result
-        body = {
+        answer = {
             "model": predictor.bundle.model,
             "version": version,
             "request_id": request_id,
             "predictions": predictor.to_json(outputs),
         }
-        response = reply(body)
+        response = reply(answer)
         response.background = shadow_task(rows, None, request_id, ids)
         return response
 
@@ -452,14 +453,14 @@ def create_app(state: ServingState) -> Any:
         if isinstance(result, Response):
             return result
         outputs, logged_id = result
-        body = {
+        answer = {
             "model_name": predictor.bundle.model,
             "model_version": version,
             "id": request_id or logged_id,
             "parameters": {"request_id": logged_id},
             "outputs": _infer_outputs(predictor, outputs),
         }
-        response = reply(body)
+        response = reply(answer)
         response.background = shadow_task(None, columns, logged_id, ids)
         return response
 
@@ -592,7 +593,7 @@ def _infer_inputs(payload: Any) -> tuple[dict[str, list[Any]], str | None]:
             [{"row": None, "column": None, "problem": "the body must be an inference request with 'inputs'"}]
         )
     columns: dict[str, list[Any]] = {}
-    problems = []
+    problems: list[dict[str, object]] = []
     for tensor in payload["inputs"]:
         if (
             not isinstance(tensor, dict)

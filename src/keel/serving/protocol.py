@@ -19,7 +19,7 @@ def header_timeout_protocol(seconds: float) -> type:
     than ``seconds`` to arrive."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    class HeaderDeadline(HttpToolsProtocol):  # type: ignore[misc]
+    class HeaderDeadline(HttpToolsProtocol):
         _deadline: Any = None
 
         def connection_made(self, transport: Any) -> None:

@@ -232,7 +232,7 @@ def fine_tune_llm(
     trainer.train(resume_from_checkpoint=last)
     after = float(trainer.evaluate()["eval_loss"])
     curves = curves_of(trainer.state.log_history)
-    trained = trainer.model
+    trained: Any = trainer.model
     trained.eval()
     generations = generate(trained, tokenizer, held_out[: settings.eval_rows], settings.max_new_tokens)
     metrics = {"perplexity": math.exp(min(after, 50.0)), "eval_loss": after} | answer_metrics(

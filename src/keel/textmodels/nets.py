@@ -271,7 +271,7 @@ def _epoch_of(history: list[dict[str, Any]], checkpoint: str) -> int | None:
     return None
 
 
-class _Texts(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class _Texts(torch.utils.data.Dataset):
     def __init__(self, texts: Sequence[Any], y: np.ndarray) -> None:
         self.texts, self.y = list(texts), np.asarray(y, dtype=np.int64)
 

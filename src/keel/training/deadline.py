@@ -79,7 +79,7 @@ def xgboost_deadline(estimator: Any, deadline: float) -> Any:
     keeps its best round so far)."""
     import xgboost as xgb
 
-    class Deadline(xgb.callback.TrainingCallback):  # type: ignore[misc]
+    class Deadline(xgb.callback.TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
             if epoch + 1 < MIN_ROUNDS or time.monotonic() < deadline:
                 return False

@@ -47,7 +47,11 @@ def select_weights(
 
 def blend(predictions: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
     """The weighted average of the members' predictions."""
-    return sum(predictions[name] * weight for name, weight in weights.items()) / sum(weights.values())
+    total = sum(
+        (predictions[name] * weight for name, weight in weights.items()),
+        np.zeros_like(next(iter(predictions.values())), dtype=np.float64),
+    )
+    return np.asarray(total / sum(weights.values()))
 
 
 def assemble(members: list[tuple[str, Any, float]], classification: bool) -> Any:

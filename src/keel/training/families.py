@@ -88,7 +88,7 @@ def make_estimator(
         import lightgbm as lgb
 
         cls = lgb.LGBMClassifier if classification else lgb.LGBMRegressor
-        base = {
+        base: dict[str, Any] = {
             "n_estimators": MAX_BOOSTING_ROUNDS,
             "random_state": seed,
             "n_jobs": threads,

@@ -208,7 +208,7 @@ def _fit_booster(
     if family == "lightgbm":
         import lightgbm as lgb
 
-        callbacks = [lgb.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)]
+        callbacks: list[Any] = [lgb.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)]
         if deadline is not None:
             callbacks.append(lightgbm_deadline(estimator, deadline))
         if on_round is not None:

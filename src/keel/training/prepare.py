@@ -141,7 +141,7 @@ def choose_split(
         train, test = time_split(frame[config.time_column], size)
         name = f"by time ('{config.time_column}'), latest {size:.0%} for testing"
         return SplitChoice(train, test, _overridden(name, "time_column", advice))
-    strategy = config.split.strategy
+    strategy: str = config.split.strategy
     if strategy == "auto":
         strategy = advice.strategy if advice and advice.strategy != "given" else _fallback(classification)
         cited = f" ({advice.finding})" if advice and advice.finding else ""

@@ -224,7 +224,7 @@ def refit(
     if valid is None:  # nothing to stop early on (XGBoost refuses early stopping without an eval set)
         fixed |= NO_EARLY_STOP.get(family, {})
     everything = np.sort(train if valid is None else np.concatenate([train, valid]))
-    fit = {"seed": settings.seed, "threads": settings.threads}
+    fit: dict[str, Any] = {"seed": settings.seed, "threads": settings.threads}
     if family in FINE_TUNED:
         folder = checkpoint_folder(settings, family, data)
         tuned = fit_family(family, fixed, data, train, valid, deadline=deadline, checkpoints=folder, **fit)
