@@ -37,6 +37,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path not in slow)
 
 
+def need_shared(*names: str) -> None:
+    """Skip when ../shared/datasets lacks a file the test reads; in CI (CI set) that is a
+    failure, so a missing data set cannot silently turn a test suite green."""
+    missing = [name for name in names if not (SHARED_DATASETS / name).is_file()]
+    if not missing:
+        return
+    why = f"{', '.join(missing)} not in {SHARED_DATASETS} (see its README.md)"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run this test, but {why}")
+    pytest.skip(why)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("shared_data"):
+        need_shared(*marker.args)
+
+
 @pytest.fixture(autouse=True)
 def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No telemetry, no stray tracking server: every test uses its own SQLite store."""
@@ -284,8 +301,7 @@ def text_extra() -> None:
         if os.environ.get("CI"):
             pytest.fail("CI must run the text extra's tests, but it is not installed: pip install -e '.[text]'")
         pytest.skip("the text extra is not installed: pip install -e '.[text]'")
-    if not SMS.is_file():
-        pytest.skip(f"{SMS} is not here (see ../shared/datasets/README.md)")
+    need_shared(SMS.name)
 
 
 @pytest.fixture(scope="session")
@@ -293,8 +309,7 @@ def sms_sample() -> object:
     """400 sms_spam rows (13% spam), the same every run."""
     import pandas as pd
 
-    if not SMS.is_file():
-        pytest.skip(f"{SMS} is not here (see ../shared/datasets/README.md)")
+    need_shared(SMS.name)
     return pd.read_parquet(SMS).sample(400, random_state=7).reset_index(drop=True)
 
 

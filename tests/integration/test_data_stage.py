@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 import keel as api
-from conftest import SHARED_DATASETS, keel
+from conftest import SHARED_DATASETS, keel, need_shared
 from keel.data.load import load_table
 from keel.data.triage import TriageOptions, triage
 from keel.errors import ConfigError, TrainingError
@@ -81,10 +81,6 @@ def test_validate_against_the_champion_without_one_is_clear(project_dir: Path) -
     assert result.returncode == 5 and "has no promoted version" in result.stderr
 
 
-needs_shared = pytest.mark.skipif(not SHARED_DATASETS.is_dir(), reason="../shared/datasets is absent")
-
-
-@needs_shared
 @pytest.mark.parametrize(
     ("name", "options", "expected"),
     [
@@ -105,6 +101,7 @@ needs_shared = pytest.mark.skipif(not SHARED_DATASETS.is_dir(), reason="../share
     ],
 )
 def test_triage_finds_what_the_shared_data_sets_hide(name: str, options: TriageOptions, expected: set[str]) -> None:
+    need_shared(f"{name}.parquet")
     report = triage(load_table(SHARED_DATASETS / f"{name}.parquet"), options)
     assert expected <= {f.id for f in report.findings}
 

@@ -10,9 +10,7 @@ import pytest
 from conftest import SHARED_DATASETS
 from keel.evaluation.labels import SELF_ROWS, label_quality_check, self_agreement
 
-pytestmark = pytest.mark.skipif(
-    not (SHARED_DATASETS / "adult.parquet").is_file(), reason="../shared/datasets is absent"
-)
+pytestmark = pytest.mark.shared_data("adult.parquet", "electricity.parquet")
 
 
 def sets(name: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray]:

@@ -22,7 +22,7 @@ from conftest import SHARED_DATASETS, TEST_THREADS, keel
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (SHARED_DATASETS / "electricity.parquet").is_file(), reason="../shared/datasets is absent"),
+    pytest.mark.shared_data("electricity.parquet"),
 ]
 
 FIRST_DAYS, REPLAY = 150, (400, 430)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import SHARED_DATASETS, TEST_THREADS, keel
+from conftest import SHARED_DATASETS, TEST_THREADS, keel, need_shared
 
 pytestmark = pytest.mark.slow
 
@@ -19,8 +19,7 @@ SMS = SHARED_DATASETS / "sms_spam.parquet"
 
 
 def test_sms_spam_from_plan_to_monitor(tmp_path: Path, start_server) -> None:
-    if not SMS.is_file():
-        pytest.skip(f"{SMS} is not here (see ../shared/datasets/README.md)")
+    need_shared(SMS.name)
     project = tmp_path / "sms"
     project.mkdir()
     # TF-IDF alone: with the text extra installed the automatic plan adds the transformer

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from conftest import SHARED_DATASETS
+from conftest import SHARED_DATASETS, need_shared
 from keel.monitoring.drift import Thresholds, column_drift
 from keel.planning.rules import decide_families
 from keel.profile import profile_column, token_counts
@@ -18,8 +18,7 @@ SMS = SHARED_DATASETS / "sms_spam.parquet"
 
 @pytest.fixture(scope="module")
 def sms() -> pd.DataFrame:
-    if not SMS.is_file():
-        pytest.skip(f"{SMS} is not here (see ../shared/datasets/README.md)")
+    need_shared(SMS.name)
     return pd.read_parquet(SMS)
 
 
