@@ -283,7 +283,8 @@ def test_kill_switch_sends_traffic_to_the_previous_champion_under_load(project: 
     load = Load(server.url, rows_of(project))
     try:
         time.sleep(1.0)
-        keel("alias", "set", "disabled", "2", "--reason", "bad answers reported", cwd=project, check=True)
+        disabled = keel("alias", "set", "disabled", "2", "--reason", "bad answers", "--json", cwd=project, check=True)
+        assert json.loads(disabled.stdout)["action"] == "set disabled"
         deadline = time.monotonic() + 15
         while httpx.get(f"{server.url}/health").json()["version"] != "1" and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -332,7 +333,8 @@ def test_pause_resume_abort_and_one_rollout_per_model(project: Path) -> None:
     keel(*start, "--detach", cwd=project, check=True)
     second = keel(*start, "--detach", cwd=project)
     assert second.returncode == 5 and "already rolling out" in second.stderr
-    keel("rollout", "pause", "--reason", "lunch", cwd=project, check=True)
+    paused = json.loads(keel("rollout", "pause", "--reason", "lunch", "--json", cwd=project, check=True).stdout)
+    assert paused["status"] == "paused" and paused["events"][-1]["action"] == "rollout pause"
     assert json.loads(keel("rollout", "status", "--json", cwd=project, check=True).stdout)["status"] == "paused"
     again = keel("rollout", "pause", cwd=project)
     assert again.returncode == 5 and "already paused" in again.stderr

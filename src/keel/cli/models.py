@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ ReasonOption = Annotated[str, typer.Option(help="Why; recorded with the promotio
 BudgetOption = Annotated[str | None, typer.Option(help="Wall-clock budget, e.g. 60s or 5m (default: keel.yaml).")]
 HypothesisOption = Annotated[str, typer.Option(help="What this run tries; recorded and shown by `keel runs compare`.")]
 RefArgument = Annotated[str | None, typer.Argument(help="NAME@VERSION, VERSION or NAME@ALIAS (default: newest).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the decision as JSON (checks and all).")]
 EngineOption = Annotated[
     str | None, typer.Option("--engine", help="local, or ray: search trials on Ray Tune (default: keel.yaml).")
 ]
@@ -91,7 +93,6 @@ def retrain(
     quality, parity, latency.
     Waits out retrain.cooldown_hours after any champion change. Exit 0 when promoted or
     skipped, 5 when the gate refused (the champion stays)."""
-    import json
 
     from keel.api.retrain import retrain as run_retrain
     from keel.errors import RegistryError
@@ -137,6 +138,7 @@ def promote(
     ref: RefArgument = None,
     force: Annotated[bool, typer.Option(help="Promote even if a check fails (needs --reason).")] = False,
     reason: ReasonOption = "",
+    as_json: JsonOption = False,
 ) -> None:
     """Make a version the champion (the one `keel serve` serves)."""
     from keel.api.models import PromotionRefused
@@ -145,20 +147,21 @@ def promote(
     try:
         change = run_promote(project_of(ctx), ref, force=force, reason=reason)
     except PromotionRefused as refused:
-        _render_change(refused.change)  # the table first; the error line and exit code follow
+        _render_change(refused.change, as_json)  # the decision first; the error line and exit code follow
         raise
-    _render_change(change)
+    _render_change(change, as_json)
 
 
 def rollback(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="Model name (default: the project's).")] = None,
     reason: Annotated[str, typer.Option(help="Why; recorded with the rollback.")] = "",
+    as_json: JsonOption = False,
 ) -> None:
     """Move the champion back to the previous champion."""
     from keel.api.models import rollback as run_rollback
 
-    _render_change(run_rollback(project_of(ctx), name, reason=reason))
+    _render_change(run_rollback(project_of(ctx), name, reason=reason), as_json)
 
 
 def evaluate(
@@ -167,7 +170,6 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the measurements as JSON.")] = False,
 ) -> None:
     """Full metric suite with intervals, slices and fairness gaps, sanity checks, HTML report, model card."""
-    import json
 
     from rich.table import Table
 
@@ -225,7 +227,6 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="Print the events as JSON.")] = False,
 ) -> None:
     """Every promotion, refusal and rollback: who, when, why, and the checks."""
-    import json
 
     from rich.table import Table
 
@@ -253,12 +254,16 @@ def alias_set(
     alias: Annotated[str, typer.Argument(help="canary, shadow or disabled.")],
     ref: RefArgument = None,
     reason: ReasonOption = "",
+    as_json: JsonOption = False,
 ) -> None:
     """Send canary traffic to a version, shadow every request with it, or disable it at once (the
     kill switch: a disabled champion's requests go to the champion before it). The server follows."""
     from keel.api.models import set_alias
 
     change = set_alias(project_of(ctx), alias, ref, reason=reason)
+    if as_json:
+        print(json.dumps(change.to_dict(), default=str))
+        return
     was = f" (was @{change.previous})" if change.previous else ""
     console().print(f"{alias} is now [bold]{change.model}@{change.version}[/]{was}")
 
@@ -268,11 +273,15 @@ def alias_remove(
     alias: Annotated[str, typer.Argument(help="canary, shadow or disabled.")],
     name: Annotated[str | None, typer.Argument(help="Model name (default: the project's).")] = None,
     reason: ReasonOption = "",
+    as_json: JsonOption = False,
 ) -> None:
     """Stop canary or shadow traffic, or turn the kill switch off."""
     from keel.api.models import remove_alias
 
     change = remove_alias(project_of(ctx), alias, name, reason=reason)
+    if as_json:
+        print(json.dumps(change.to_dict(), default=str))
+        return
     console().print(f"removed {alias} (was {change.model}@{change.version})")
 
 
@@ -472,9 +481,12 @@ def _render_export(result: Any) -> None:
     )
 
 
-def _render_change(change: Any) -> None:
+def _render_change(change: Any, as_json: bool = False) -> None:
     from rich.table import Table
 
+    if as_json:
+        print(json.dumps(change.to_dict(), default=str))
+        return
     out = console()
     if change.action == "refused":
         out.print(f"[red]refused[/]: {change.model}@{change.version}; champion stays @{change.previous or 'none'}")

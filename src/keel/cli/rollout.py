@@ -13,6 +13,7 @@ from keel.cli.common import console, project_of
 ROLLED_BACK_EXIT_CODE = 5  # as a refused promotion: the challenger did not make it
 NameArgument = Annotated[str | None, typer.Argument(help="Model name (default: the project's).")]
 ReasonOption = Annotated[str, typer.Option(help="Why; recorded in `keel history`.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the rollout's final state as JSON.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -52,19 +53,23 @@ def start(
         bool, typer.Option("--aa", help="A/A: roll the champion out against itself (measures false rollbacks).")
     ] = False,
     detach: Annotated[bool, typer.Option(help="Record it and return; drive it with `keel rollout run`.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Start a rollout of a version that passed the offline gate, and drive it to its end."""
     from keel.api.rollout import start as begin
 
     project = project_of(ctx)
     state = begin(project, ref, plan, server=server, labels=labels, webhook=webhook, force=force, reason=reason, aa=aa)
-    out = console()
+    if detach and as_json:
+        _print_json(state)
+        return
+    out = console(stderr=as_json)
     steps = ", ".join(_step(s) for s in state["plan"])
     out.print(f"rollout of [bold]{state['model']}@{state['version']}[/] against @{state['champion']}: {steps}")
     if detach:
         out.print(f"recorded; drive it with `keel rollout run {state['model']}`")
         return
-    _drive(ctx, state["model"])
+    _drive(ctx, state["model"], as_json)
 
 
 def approve(
@@ -74,27 +79,36 @@ def approve(
     plan: Annotated[str | None, typer.Option(help="Rollout steps (default: rollout.plan).")] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels as they arrive: adds the metric check.")] = None,
     detach: Annotated[bool, typer.Option(help="Record it and return; drive it with `keel rollout run`.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Approve a challenger that passed the gate (retrain.approval: required) and start its rollout."""
     from keel.api.rollout import approve as grant
 
     state = grant(project_of(ctx), ref, reason, plan, labels=labels)
-    console().print(
+    console(stderr=as_json).print(
         f"approved [bold]{state['model']}@{state['version']}[/]; rollout: {', '.join(_step(s) for s in state['plan'])}"
     )
     if not detach:
-        _drive(ctx, state["model"])
+        _drive(ctx, state["model"], as_json)
+    elif as_json:
+        _print_json(state)
 
 
-def run(ctx: typer.Context, name: NameArgument = None) -> None:
+def run(ctx: typer.Context, name: NameArgument = None, as_json: JsonOption = False) -> None:
     """Drive the model's rollout to its end (after `start --detach`, or after the controller was killed)."""
-    _drive(ctx, name)
+    _drive(ctx, name, as_json)
 
 
-def _drive(ctx: typer.Context, name: str | None) -> None:
+def _print_json(state: dict[str, Any]) -> None:
+    import json
+
+    print(json.dumps(state, indent=2, default=str))
+
+
+def _drive(ctx: typer.Context, name: str | None, as_json: bool = False) -> None:
     from keel.api.rollout import drive
 
-    out = console()
+    out = console(stderr=as_json)  # progress to stderr when stdout is the JSON
 
     def changed(state: dict[str, Any], happened: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -104,11 +118,13 @@ def _drive(ctx: typer.Context, name: str | None) -> None:
                 out.print(f"         [red]{check['name']}[/]: {check['detail']}")
 
     state = drive(project_of(ctx), name, on_change=changed)
-    _outcome(state)
+    if as_json:
+        _print_json(state)
+    _outcome(state, as_json)
 
 
-def _outcome(state: dict[str, Any]) -> None:
-    out = console()
+def _outcome(state: dict[str, Any], as_json: bool = False) -> None:
+    out = console(stderr=as_json)
     ref = f"{state['model']}@{state['version']}"
     if state["status"] == "complete":
         out.print(f"[green]{ref} rolled out to full traffic[/]")
@@ -124,7 +140,6 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="The whole state as JSON.")] = False,
 ) -> None:
     """The rollout's step, its traffic, its last checks and its step changes."""
-    import json
 
     from rich.table import Table
 
@@ -132,7 +147,7 @@ def show(
 
     state = status(project_of(ctx), name)
     if as_json:
-        print(json.dumps(state, indent=2, default=str))
+        _print_json(state)
         return
     out = console()
     steps = plan_of(state)
@@ -156,27 +171,42 @@ def show(
         out.print(f"  {when}  {event['action']}" + (f"  ({event['why']})" if event.get("why") else ""))
 
 
-def pause(ctx: typer.Context, name: NameArgument = None, reason: ReasonOption = "") -> None:
+def pause(
+    ctx: typer.Context, name: NameArgument = None, reason: ReasonOption = "", as_json: JsonOption = False
+) -> None:
     """Hold the current step's traffic; it does not advance (a failing check still rolls back)."""
     from keel.api.rollout import pause as hold
 
     state = hold(project_of(ctx), name, reason)
+    if as_json:
+        _print_json(state)
+        return
     console().print(f"paused the rollout of {state['model']}@{state['version']} at step {state['step'] + 1}")
 
 
-def resume(ctx: typer.Context, name: NameArgument = None, reason: ReasonOption = "") -> None:
+def resume(
+    ctx: typer.Context, name: NameArgument = None, reason: ReasonOption = "", as_json: JsonOption = False
+) -> None:
     """Let a paused rollout go on."""
     from keel.api.rollout import resume as go_on
 
     state = go_on(project_of(ctx), name, reason)
+    if as_json:
+        _print_json(state)
+        return
     console().print(f"resumed the rollout of {state['model']}@{state['version']} at step {state['step'] + 1}")
 
 
-def abort(ctx: typer.Context, name: NameArgument = None, reason: ReasonOption = "") -> None:
+def abort(
+    ctx: typer.Context, name: NameArgument = None, reason: ReasonOption = "", as_json: JsonOption = False
+) -> None:
     """Stop the rollout now: the challenger's traffic is removed, the champion stays."""
     from keel.api.rollout import abort as stop
 
     state = stop(project_of(ctx), name, reason)
+    if as_json:
+        _print_json(state)
+        return
     console().print(f"aborted the rollout of {state['model']}@{state['version']}; champion stays @{state['champion']}")
 
 
