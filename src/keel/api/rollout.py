@@ -229,11 +229,7 @@ def resume(project: Project, name: str | None = None, reason: str = "") -> dict[
 def _set_status(project: Project, name: str | None, wanted: str, reason: str) -> dict[str, Any]:
     registry, store, model = _context(project, name)
     with changing(registry, store, model):
-        state = active(store, model)
-        if state is None:
-            raise RegistryError(
-                f"model '{model}' has no rollout running.", hint="`keel rollout status` shows the last."
-            )
+        state = _running(store, model)
         if state["status"] == wanted:
             raise RegistryError(
                 f"the rollout of {model}@{state['version']} is already {wanted}.", hint="Nothing to do."
@@ -253,15 +249,18 @@ def _set_status(project: Project, name: str | None, wanted: str, reason: str) ->
     return state
 
 
+def _running(store: Store, model: str) -> dict[str, Any]:
+    state = active(store, model)
+    if state is None:
+        raise RegistryError(f"model '{model}' has no rollout running.", hint="`keel rollout status` shows the last.")
+    return state
+
+
 def abort(project: Project, name: str | None = None, reason: str = "") -> dict[str, Any]:
     """Stop the rollout: the challenger's traffic is removed; the champion stays."""
     registry, store, model = _context(project, name)
     with changing(registry, store, model):
-        state = active(store, model)
-        if state is None:
-            raise RegistryError(
-                f"model '{model}' has no rollout running.", hint="`keel rollout status` shows the last."
-            )
+        state = _running(store, model)
         _end(registry, store, state, ABORTED, "rollout abort", reason or "aborted by hand", state.get("checks", []))
     _notify(state, "rollout abort")
     return state

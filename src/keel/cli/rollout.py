@@ -177,11 +177,7 @@ def pause(
     """Hold the current step's traffic; it does not advance (a failing check still rolls back)."""
     from keel.api.rollout import pause as hold
 
-    state = hold(project_of(ctx), name, reason)
-    if as_json:
-        _print_json(state)
-        return
-    console().print(f"paused the rollout of {state['model']}@{state['version']} at step {state['step'] + 1}")
+    _said(hold(project_of(ctx), name, reason), as_json, "paused")
 
 
 def resume(
@@ -190,11 +186,7 @@ def resume(
     """Let a paused rollout go on."""
     from keel.api.rollout import resume as go_on
 
-    state = go_on(project_of(ctx), name, reason)
-    if as_json:
-        _print_json(state)
-        return
-    console().print(f"resumed the rollout of {state['model']}@{state['version']} at step {state['step'] + 1}")
+    _said(go_on(project_of(ctx), name, reason), as_json, "resumed")
 
 
 def abort(
@@ -208,6 +200,13 @@ def abort(
         _print_json(state)
         return
     console().print(f"aborted the rollout of {state['model']}@{state['version']}; champion stays @{state['champion']}")
+
+
+def _said(state: dict[str, Any], as_json: bool, verb: str) -> None:
+    if as_json:
+        _print_json(state)
+        return
+    console().print(f"{verb} the rollout of {state['model']}@{state['version']} at step {state['step'] + 1}")
 
 
 def _step(step: dict[str, Any]) -> str:
