@@ -114,7 +114,8 @@ def read_state(store: Store, model: str) -> dict[str, Any] | None:
     except (ValueError, KeyError, TypeError):
         raise RegistryError(
             f"{file} is corrupt: the rollout of '{model}' cannot be read.",
-            hint="`keel history` shows its steps; `keel rollout abort` clears the traffic aliases and starts over.",
+            hint="`keel history` shows its steps. Delete the file, then `keel alias remove canary` (and shadow) "
+            "to stop the challenger's traffic; a new `keel rollout start` begins afresh.",
         ) from None
     return state
 
