@@ -186,9 +186,11 @@ def serve(
     if on_ready is not None:
         on_ready(f"http://{host}:{port}", bundle)
     if workers == 1:
+        from keel.serving.app import tune_server_process
         from keel.serving.protocol import server_options
 
         app = build_app(project, bundle=bundle, follow=bundle_dir is None)
+        tune_server_process()
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, **server_options(settings))
         return
     spec = {"project": str(project.root), "bundle": str(bundle_dir) if bundle_dir else None, "host": host, "port": port}
@@ -217,8 +219,12 @@ def _serve_on_ray(
     fixed = str(bundle_dir) if bundle_dir else None
 
     def build() -> Any:  # runs on each replica: it verifies the bundle again itself
+        from keel.serving.app import tune_server_process
+
         os.makedirs(os.environ[MULTIPROCESS_ENV], exist_ok=True)  # on another node of the cluster
-        return build_app(project, bundle=_startup_bundle(project, fixed), follow=fixed is None)
+        app = build_app(project, bundle=_startup_bundle(project, fixed), follow=fixed is None)
+        tune_server_process()  # the replica's process is the server's
+        return app
 
     env = {k: v for k in (ADMIN_TOKEN_ENV,) if (v := os.environ.get(k))}
     # The replicas of one machine share their metrics as local workers do: /metrics, whichever
@@ -300,7 +306,10 @@ def worker_main() -> None:
     spec = json.loads(os.environ[WORKER_ENV])
     project = load_project(spec["project"])
     bundle_dir = spec["bundle"]
+    from keel.serving.app import tune_server_process
+
     app = build_app(project, bundle=_startup_bundle(project, bundle_dir), follow=bundle_dir is None)
+    tune_server_process()
     family = socket.AF_INET6 if ":" in spec["host"] else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
