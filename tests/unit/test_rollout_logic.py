@@ -161,6 +161,9 @@ def test_score_drift_fails_a_challenger_whose_scores_moved_away_from_the_champio
     assert not online.score_drift_check(profile, shifted, profile, same, 0.001, 100, 0.25).passed
     # the traffic moved and both models followed: not the challenger's fault
     assert online.score_drift_check(profile, shifted, profile, shifted, 0.001, 100, 0.25).passed
+    # without the champion's scores on the same traffic there is nothing to compare with: wait
+    alone = online.score_drift_check(profile, shifted, profile, shifted[:10], 0.001, 100, 0.25)
+    assert alone.passed and alone.numbers["enough"] is False
 
 
 def test_the_metric_check_rolls_back_a_worse_model_and_keeps_an_equal_one() -> None:

@@ -220,8 +220,11 @@ def score_drift_check(
     if mine is None:
         return Check("score drift", True, "no training score profile in the bundle", {"rows": rows, "enough": False})
     theirs = prediction_shift(champion_profile, champion, 0.0, alpha) if len(champion) >= min_rows else None
+    if theirs is None:  # judged alone, traffic unlike training (a few rows sent over and over) looks like drift
+        detail = f"waiting for the champion's traffic ({len(champion)} rows) to compare with"
+        return Check("score drift", True, detail, {"rows": rows, "enough": False})
     shift = (mine.mean_current - mine.mean_reference) / mine.std_reference
-    base = 0.0 if theirs is None else (theirs.mean_current - theirs.mean_reference) / theirs.std_reference
+    base = (theirs.mean_current - theirs.mean_reference) / theirs.std_reference
     numbers = {"rows": rows, "z": mine.sigmas, "p_value": mine.p_value, "alpha": alpha, "enough": True}
     numbers |= {"shift_sd": shift, "champion_shift_sd": base}
     detail = (
