@@ -82,6 +82,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield root
 
 
+def wait_until_serving(url: str, version: str, seconds: float) -> None:
+    """Until the server's /health names ``version`` (or ``seconds`` pass; the caller asserts)."""
+    deadline = time.monotonic() + seconds
+    while httpx.get(f"{url}/health").json()["version"] != version and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def rows_of(project: Path) -> list[dict]:
     frame = pd.read_parquet(project / "adult_sample.parquet").drop(columns=["income", "split"])
     frame.insert(0, "row_id", [str(i) for i in range(len(frame))])
@@ -117,9 +124,7 @@ def test_a_good_challenger_reaches_full_traffic_with_no_failed_request(project: 
         )
         assert started.returncode == 0, started.stdout + started.stderr
         assert "rolled out to full traffic" in started.stdout
-        deadline = time.monotonic() + 10
-        while httpx.get(f"{server.url}/health").json()["version"] != "2" and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until_serving(server.url, "2", 10)
         time.sleep(1.0)
     finally:
         answers = load.close()
@@ -285,17 +290,13 @@ def test_kill_switch_sends_traffic_to_the_previous_champion_under_load(project: 
         time.sleep(1.0)
         disabled = keel("alias", "set", "disabled", "2", "--reason", "bad answers", "--json", cwd=project, check=True)
         assert json.loads(disabled.stdout)["action"] == "set disabled"
-        deadline = time.monotonic() + 15
-        while httpx.get(f"{server.url}/health").json()["version"] != "1" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until_serving(server.url, "1", 15)
         switched = time.monotonic()  # the server follows the switch: from here on, @1 answers
         assert httpx.get(f"{server.url}/health").json()["version"] == "1"
         time.sleep(1.0)
         disabled_until = time.monotonic()
         keel("alias", "remove", "disabled", cwd=project, check=True)
-        deadline = time.monotonic() + 10
-        while httpx.get(f"{server.url}/health").json()["version"] != "2" and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until_serving(server.url, "2", 10)
         time.sleep(0.5)
     finally:
         answers = load.close()
